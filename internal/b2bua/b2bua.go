@@ -1,0 +1,340 @@
+// Package b2bua is the originate step of the call path: a back-to-back
+// user agent. It ends the caller's dialog (the A leg) itself and places a
+// new call (the B leg) to each target the chain chose. Nothing from the
+// caller's INVITE is copied to the B leg except the session description:
+// the B leg's Request-URI, From, To, Call-ID and Contact are built here
+// from the chain's decision, so a caller cannot smuggle headers, routes or
+// a different destination through the PBX.
+//
+// Media is not handled here; the SDP passes through unchanged until the
+// media relay lands.
+package b2bua
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+	"github.com/google/uuid"
+
+	"github.com/sekisho/sekisho/internal/cdr"
+	"github.com/sekisho/sekisho/internal/chain"
+	"github.com/sekisho/sekisho/internal/response"
+	"github.com/sekisho/sekisho/internal/store"
+)
+
+// Config is what the B2BUA needs from the wiring.
+type Config struct {
+	Client      *sipgo.Client
+	Host        string // advertised host for our URIs
+	Port        int    // advertised SIP port
+	RingTimeout time.Duration
+	Log         *slog.Logger
+}
+
+// B2BUA holds the calls in progress. It is safe for concurrent use.
+type B2BUA struct {
+	cfg     Config
+	contact sip.ContactHeader
+	uaA     *sipgo.DialogUA // toward callers: answers go back to the source address
+	uaB     *sipgo.DialogUA // toward callees: requests go to the registered Contact
+	closing atomic.Bool
+
+	mu    sync.Mutex
+	legs  map[string]*leg // dialog key -> leg, both legs of every call; guarded by mu
+	calls map[*Call]struct{}
+	idle  chan struct{} // closed when calls becomes empty while closing; guarded by mu
+}
+
+// New returns a B2BUA.
+func New(cfg Config) *B2BUA {
+	if cfg.RingTimeout <= 0 {
+		cfg.RingTimeout = 60 * time.Second
+	}
+	contact := sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "sekisho", Host: cfg.Host, Port: cfg.Port}}
+	return &B2BUA{
+		cfg:     cfg,
+		contact: contact,
+		uaA:     &sipgo.DialogUA{Client: cfg.Client, ContactHDR: contact, RewriteContact: true},
+		uaB:     &sipgo.DialogUA{Client: cfg.Client, ContactHDR: contact},
+		legs:    make(map[string]*leg),
+		calls:   make(map[*Call]struct{}),
+	}
+}
+
+// Contact returns the PBX's Contact header.
+func (b *B2BUA) Contact() sip.ContactHeader { return b.contact }
+
+// Call is one bridged call: an answered A leg and B leg.
+type Call struct {
+	a   *sipgo.DialogServerSession
+	bl  *sipgo.DialogClientSession
+	rec *cdr.Record
+	log *slog.Logger
+
+	mu    sync.Mutex // serialises in-dialog work across the two legs
+	ended bool       // guarded by mu
+}
+
+type side int
+
+const (
+	sideA side = iota // the caller
+	sideB             // the callee
+)
+
+type leg struct {
+	call *Call
+	side side
+}
+
+// dialogKey identifies a dialog from the receiving side: Call-ID, our tag,
+// their tag. For requests we receive, our tag is in To and theirs in From.
+func dialogKey(callID, local, remote string) string { return callID + "\x00" + local + "\x00" + remote }
+
+func requestKey(req *sip.Request) (string, bool) {
+	cid, from, to := req.CallID(), req.From(), req.To()
+	if cid == nil || from == nil || to == nil {
+		return "", false
+	}
+	lt, _ := to.Params.Get("tag")
+	rt, _ := from.Params.Get("tag")
+	if lt == "" || rt == "" {
+		return "", false
+	}
+	return dialogKey(cid.Value(), lt, rt), true
+}
+
+// ErrClosing is returned by Originate while the PBX is shutting down.
+var ErrClosing = errors.New("b2bua: shutting down")
+
+// Originate rings the attempt's targets and bridges the first to answer to
+// the caller. It returns once the caller's INVITE has its final response;
+// an answered call then lives on until a BYE. rec is the attempt's record.
+func (b *B2BUA) Originate(req *sip.Request, tx sip.ServerTransaction, a *chain.Attempt, rec *cdr.Record) {
+	log := b.cfg.Log.With("call_id", req.CallID().Value(), "caller", a.Caller, "callee", a.Dest.Number)
+	if b.closing.Load() {
+		respond(tx, req, 503)
+		rec.Finish(503, "b2bua: shutting down", "pbx")
+		return
+	}
+	as, err := b.uaA.ReadInvite(req, tx)
+	if err != nil {
+		log.Warn("b2bua: cannot open caller dialog", "err", err)
+		respond(tx, req, 400)
+		rec.Finish(400, "b2bua: "+err.Error(), "")
+		return
+	}
+	maxFwd := 70
+	if mf := req.MaxForwards(); mf != nil {
+		maxFwd = int(mf.Val()) - 1
+	}
+
+	ringCtx, stopRing := context.WithTimeout(context.Background(), b.cfg.RingTimeout)
+	defer stopRing()
+	// The caller's CANCEL ends its dialog context; stop ringing then.
+	stopAfter := context.AfterFunc(as.Context(), stopRing)
+	defer stopAfter()
+
+	var aMu sync.Mutex // serialises responses on the A leg across forks
+	provisional := func(res *sip.Response) error {
+		if res.StatusCode == 180 || res.StatusCode == 183 {
+			aMu.Lock()
+			defer aMu.Unlock()
+			var hdrs []sip.Header
+			if ct := res.ContentType(); ct != nil && len(res.Body()) > 0 {
+				hdrs = append(hdrs, sip.HeaderClone(ct))
+			}
+			if err := as.Respond(res.StatusCode, response.Phrase(res.StatusCode), res.Body(), hdrs...); err != nil {
+				log.Debug("b2bua: relay provisional", "err", err)
+			}
+		}
+		return nil
+	}
+
+	type result struct {
+		s   *sipgo.DialogClientSession
+		err error
+	}
+	results := make(chan result, len(a.Targets))
+	forkCtx := make([]context.CancelFunc, len(a.Targets))
+	for i, t := range a.Targets {
+		ctx, cancel := context.WithCancel(ringCtx)
+		forkCtx[i] = cancel
+		inv, err := b.newInvite(req, a, t, maxFwd)
+		if err != nil {
+			results <- result{err: err}
+			continue
+		}
+		go func() {
+			s, err := b.uaB.WriteInvite(ctx, inv)
+			if err == nil {
+				err = s.WaitAnswer(ctx, sipgo.AnswerOptions{OnResponse: provisional})
+			}
+			results <- result{s: s, err: err}
+		}()
+	}
+	defer func() {
+		for _, c := range forkCtx {
+			c()
+		}
+	}()
+
+	var winner *sipgo.DialogClientSession
+	var failures []error
+	for range a.Targets {
+		r := <-results
+		if r.err == nil && winner == nil && as.Context().Err() == nil {
+			winner = r.s
+			// First answer wins: cancel the other forks (RFC 3261 16.7
+			// step 10 behaviour, done by us as the UAC of every fork).
+			for _, c := range forkCtx {
+				c()
+			}
+			continue
+		}
+		if r.err == nil {
+			// A second fork answered too (or the caller left): it must
+			// not stay up ringing nobody. ACK and hang it up.
+			go func(s *sipgo.DialogClientSession) {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				s.Ack(ctx)
+				s.Bye(ctx)
+			}(r.s)
+			continue
+		}
+		failures = append(failures, r.err)
+	}
+
+	if winner == nil {
+		code, reason := b.failure(as.Context(), ringCtx, failures)
+		if code == 487 {
+			// The transaction layer already answered the CANCEL and 487.
+			rec.Finish(487, "b2bua: caller cancelled", "caller")
+			return
+		}
+		aMu.Lock()
+		as.Respond(code, response.Phrase(code), nil)
+		aMu.Unlock()
+		rec.Finish(code, reason, "")
+		return
+	}
+
+	// Answer the caller with the callee's session description.
+	aMu.Lock()
+	err = as.RespondSDP(winner.InviteResponse.Body())
+	aMu.Unlock()
+	ackCtx, cancelAck := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancelAck()
+	if ackErr := winner.Ack(ackCtx); ackErr != nil {
+		log.Warn("b2bua: ACK to callee failed", "err", ackErr)
+	}
+	if err != nil {
+		// The caller went away between the callee's answer and ours.
+		winner.Bye(ackCtx)
+		rec.Finish(487, "b2bua: caller gone before answer: "+err.Error(), "caller")
+		return
+	}
+	rec.Answered()
+	rec.Update(func(c *store.CDR) { c.ResultCode = 200 })
+	call := &Call{a: as, bl: winner, rec: rec, log: log}
+	if !b.track(call) {
+		// Shutting down raced with the answer: end it cleanly.
+		b.hangup(call, "pbx", "b2bua: shutting down")
+	}
+	log.Info("b2bua: call answered")
+}
+
+// newInvite builds the B leg INVITE toward target t from the chain's
+// decision. Only the SDP body is taken from the caller's request.
+func (b *B2BUA) newInvite(req *sip.Request, a *chain.Attempt, t chain.Target, maxFwd int) (*sip.Request, error) {
+	var ruri sip.Uri
+	if err := sip.ParseUri(t.Contact, &ruri); err != nil {
+		return nil, fmt.Errorf("b2bua: registered contact %q: %w", t.Contact, err)
+	}
+	inv := sip.NewRequest(sip.INVITE, ruri)
+	from := &sip.FromHeader{
+		DisplayName: a.Caller,
+		Address:     sip.Uri{Scheme: "sip", User: a.Caller, Host: b.cfg.Host, Port: b.cfg.Port},
+		Params:      sip.NewParams(),
+	}
+	from.Params.Add("tag", sip.GenerateTagN(16))
+	to := &sip.ToHeader{
+		Address: sip.Uri{Scheme: "sip", User: t.Extension, Host: b.cfg.Host, Port: b.cfg.Port},
+		Params:  sip.NewParams(),
+	}
+	callID := sip.CallIDHeader(uuid.NewString())
+	mf := sip.MaxForwardsHeader(maxFwd)
+	inv.AppendHeader(from)
+	inv.AppendHeader(to)
+	inv.AppendHeader(&callID)
+	inv.AppendHeader(&sip.CSeqHeader{SeqNo: 1, MethodName: sip.INVITE})
+	inv.AppendHeader(&mf)
+	ct := b.contact
+	inv.AppendHeader(&ct)
+	inv.AppendHeader(sip.NewHeader("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO"))
+	if body := req.Body(); len(body) > 0 {
+		if rct := req.ContentType(); rct != nil {
+			inv.AppendHeader(sip.HeaderClone(rct))
+		}
+		inv.SetBody(body)
+	}
+	if t.Transport != "" {
+		inv.SetTransport(t.Transport)
+	}
+	return inv, nil
+}
+
+// failure picks the caller's final response when no fork answered.
+func (b *B2BUA) failure(callerCtx, ringCtx context.Context, errs []error) (int, string) {
+	if callerCtx.Err() != nil {
+		return 487, ""
+	}
+	if errors.Is(ringCtx.Err(), context.DeadlineExceeded) {
+		return 480, "b2bua: no answer within ring timeout"
+	}
+	best, reason := 0, ""
+	for _, err := range errs {
+		var de *sipgo.ErrDialogResponse
+		if !errors.As(err, &de) {
+			if reason == "" {
+				reason = "b2bua: callee unreachable: " + err.Error()
+			}
+			continue
+		}
+		code := de.Res.StatusCode
+		switch {
+		case code >= 600:
+			return code, fmt.Sprintf("b2bua: callee answered %d", code)
+		case code == 486:
+			best, reason = 486, "b2bua: callee busy"
+		case best == 0:
+			best, reason = code, fmt.Sprintf("b2bua: callee answered %d", code)
+		}
+	}
+	return callerStatus(best), reason
+}
+
+// callerStatus maps a callee's failure to what the caller is told. A
+// redirect or an authentication demand from a phone is never passed on:
+// following a 3xx would let a callee send the call to a destination the
+// chain never approved.
+func callerStatus(code int) int {
+	switch code {
+	case 486, 488, 600, 603, 606:
+		return code
+	}
+	return 480
+}
+
+// respond sends a bodiless final response with the standard reason phrase.
+func respond(tx sip.ServerTransaction, req *sip.Request, code int) {
+	tx.Respond(response.New(req, code))
+}

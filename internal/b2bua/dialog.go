@@ -1,0 +1,240 @@
+package b2bua
+
+import (
+	"context"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/sekisho/sekisho/internal/response"
+)
+
+// inDialogTimeout bounds how long a relayed in-dialog request may wait for
+// the other side's answer (64*T1, RFC 3261 17.1.2.2 Timer F).
+const inDialogTimeout = 32 * time.Second
+
+// track registers an answered call under both legs' dialog keys. It
+// returns false if the B2BUA is closing.
+func (b *B2BUA) track(c *Call) bool {
+	aFrom, aTo := c.a.InviteRequest.From(), c.a.InviteRequest.To()
+	bFrom, bTo := c.bl.InviteRequest.From(), c.bl.InviteResponse.To()
+	aLocal, _ := aTo.Params.Get("tag")
+	aRemote, _ := aFrom.Params.Get("tag")
+	bLocal, _ := bFrom.Params.Get("tag")
+	bRemote, _ := bTo.Params.Get("tag")
+	aKey := dialogKey(c.a.InviteRequest.CallID().Value(), aLocal, aRemote)
+	bKey := dialogKey(c.bl.InviteRequest.CallID().Value(), bLocal, bRemote)
+
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closing.Load() {
+		return false
+	}
+	b.legs[aKey] = &leg{call: c, side: sideA}
+	b.legs[bKey] = &leg{call: c, side: sideB}
+	b.calls[c] = struct{}{}
+	// Forget the call when either dialog ends for any reason.
+	untrack := func() {
+		b.mu.Lock()
+		delete(b.legs, aKey)
+		delete(b.legs, bKey)
+		delete(b.calls, c)
+		if len(b.calls) == 0 && b.idle != nil {
+			close(b.idle)
+			b.idle = nil
+		}
+		b.mu.Unlock()
+	}
+	context.AfterFunc(c.a.Context(), untrack)
+	context.AfterFunc(c.bl.Context(), untrack)
+	return true
+}
+
+// Active returns the number of answered calls in progress.
+func (b *B2BUA) Active() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.calls)
+}
+
+// HandleInDialog handles a request inside an existing dialog (one with a
+// To tag): ACK, BYE, re-INVITE and the other mid-call methods.
+func (b *B2BUA) HandleInDialog(req *sip.Request, tx sip.ServerTransaction) {
+	key, ok := requestKey(req)
+	var l *leg
+	if ok {
+		b.mu.Lock()
+		l = b.legs[key]
+		b.mu.Unlock()
+	}
+	if l == nil {
+		if !req.IsAck() {
+			// RFC 3261 12.2.2: a request for a dialog we do not know.
+			tx.Respond(response.New(req, 481))
+		}
+		return
+	}
+	c := l.call
+	switch req.Method {
+	case sip.ACK:
+		if l.side == sideA {
+			c.a.ReadAck(req, tx)
+		}
+		// ACKs from the B side (for re-INVITEs it sent) end there: we
+		// answered those ourselves.
+	case sip.BYE:
+		b.bye(c, l.side, req, tx)
+	case sip.REFER:
+		// Toll fraud guard: a transfer can create a call to any number.
+		// Until transfers pass the toll gate (office features issue),
+		// none is relayed.
+		tx.Respond(response.New(req, 403))
+	default:
+		b.relay(c, l.side, req, tx)
+	}
+}
+
+// bye answers a BYE from one side and hangs up the other.
+func (b *B2BUA) bye(c *Call, from side, req *sip.Request, tx sip.ServerTransaction) {
+	c.mu.Lock()
+	if c.ended {
+		c.mu.Unlock()
+		tx.Respond(response.New(req, 200))
+		return
+	}
+	c.ended = true
+	c.mu.Unlock()
+	who := "caller"
+	if from == sideA {
+		if err := c.a.ReadBye(req, tx); err != nil {
+			tx.Respond(response.New(req, 200))
+		}
+	} else {
+		who = "callee"
+		if err := c.bl.ReadBye(req, tx); err != nil {
+			tx.Respond(response.New(req, 200))
+		}
+	}
+	c.rec.Finish(200, "", who)
+	ctx, cancel := context.WithTimeout(context.Background(), inDialogTimeout)
+	defer cancel()
+	var err error
+	if from == sideA {
+		err = c.bl.Bye(ctx)
+	} else {
+		err = c.a.Bye(ctx)
+	}
+	if err != nil {
+		c.log.Debug("b2bua: BYE to other side", "err", err)
+	}
+	c.log.Info("b2bua: call ended", "by", who)
+}
+
+// hangup ends a call from the PBX's side, sending BYE on both legs.
+func (b *B2BUA) hangup(c *Call, who, reason string) {
+	c.mu.Lock()
+	if c.ended {
+		c.mu.Unlock()
+		return
+	}
+	c.ended = true
+	c.mu.Unlock()
+	c.rec.Finish(200, reason, who)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	done := make(chan struct{}, 2)
+	go func() { c.a.Bye(ctx); done <- struct{}{} }()
+	go func() { c.bl.Bye(ctx); done <- struct{}{} }()
+	<-done
+	<-done
+}
+
+// relay forwards an in-dialog request (re-INVITE, UPDATE, INFO, ...) to the
+// other side and passes its final answer back. For a re-INVITE the B2BUA
+// ACKs the other side itself and absorbs the ACK from the requester.
+func (b *B2BUA) relay(c *Call, from side, req *sip.Request, tx sip.ServerTransaction) {
+	var target sip.Uri
+	if from == sideA {
+		if ct := c.bl.InviteResponse.Contact(); ct != nil {
+			target = ct.Address
+		} else {
+			target = c.bl.InviteRequest.Recipient
+		}
+	} else {
+		target = c.a.InviteRequest.Contact().Address
+	}
+	out := sip.NewRequest(req.Method, *target.Clone())
+	if ct := req.ContentType(); ct != nil && len(req.Body()) > 0 {
+		out.AppendHeader(sip.HeaderClone(ct))
+	}
+	out.SetBody(req.Body())
+
+	ctx, cancel := context.WithTimeout(context.Background(), inDialogTimeout)
+	defer cancel()
+	var res *sip.Response
+	var err error
+	if from == sideA {
+		res, err = c.bl.Do(ctx, out)
+	} else {
+		res, err = c.a.Do(ctx, out)
+	}
+	if err != nil {
+		c.log.Debug("b2bua: relay failed", "method", req.Method, "err", err)
+		// No final answer from the other side: Request Timeout
+		// (RFC 3261 16.7 step 6 treats a timed-out branch the same way).
+		tx.Respond(response.New(req, 408))
+		return
+	}
+	if req.IsInvite() && res.IsSuccess() {
+		ack := sip.NewRequest(sip.ACK, *target.Clone())
+		ack.AppendHeader(&sip.CSeqHeader{SeqNo: res.CSeq().SeqNo, MethodName: sip.ACK})
+		var ackErr error
+		if from == sideA {
+			ackErr = c.bl.WriteRequest(ack)
+		} else {
+			ackErr = c.a.WriteRequest(ack)
+		}
+		if ackErr != nil {
+			c.log.Debug("b2bua: ACK for relayed re-INVITE", "err", ackErr)
+		}
+	}
+	back := sip.NewResponseFromRequest(req, res.StatusCode, response.Phrase(res.StatusCode), res.Body())
+	if ct := res.ContentType(); ct != nil && len(res.Body()) > 0 {
+		back.AppendHeader(sip.HeaderClone(ct))
+	}
+	if req.IsInvite() {
+		contact := b.contact
+		back.AppendHeader(&contact)
+	}
+	tx.Respond(back)
+}
+
+// Close stops new calls, waits up to ctx for answered calls to end by
+// themselves, then hangs up what is left. It returns the number of calls
+// the PBX had to end.
+func (b *B2BUA) Close(ctx context.Context) int {
+	b.closing.Store(true)
+	b.mu.Lock()
+	var idle chan struct{}
+	if len(b.calls) > 0 {
+		idle = make(chan struct{})
+		b.idle = idle
+	}
+	b.mu.Unlock()
+	if idle != nil {
+		select {
+		case <-idle:
+		case <-ctx.Done():
+		}
+	}
+	b.mu.Lock()
+	left := make([]*Call, 0, len(b.calls))
+	for c := range b.calls {
+		left = append(left, c)
+	}
+	b.mu.Unlock()
+	for _, c := range left {
+		b.hangup(c, "pbx", "b2bua: PBX shutting down")
+	}
+	return len(left)
+}

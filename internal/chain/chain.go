@@ -1,0 +1,179 @@
+// Package chain is the one path every call attempt takes through sekisho.
+// An attempt (from a phone today; from the trunk and from features later)
+// is a value that passes an ordered list of stages. Each stage reads and
+// fills the attempt and returns a verdict with a stable reason. Stages
+// never write SIP: the caller maps the final verdict to a response with
+// one table (see package pbx), and the reason goes to records, never to
+// the peer.
+//
+// The order of stages is fixed in one place, pbx.newChain, with the
+// reason for it beside it.
+package chain
+
+import (
+	"context"
+	"strings"
+)
+
+// Action is what a verdict asks the caller to do.
+type Action int
+
+// Actions, ordered from "go on" to "say nothing".
+const (
+	// Undecided is the zero value. The runner treats it as a rejection:
+	// a stage that forgot to decide must never let a call through.
+	Undecided Action = iota
+	// Continue passes the attempt to the next stage.
+	Continue
+	// Challenge asks the caller to authenticate (401/407).
+	Challenge
+	// Reject ends the attempt with Status.
+	Reject
+	// Drop ends the attempt with no answer at all.
+	Drop
+)
+
+func (a Action) String() string {
+	switch a {
+	case Continue:
+		return "continue"
+	case Challenge:
+		return "challenge"
+	case Reject:
+		return "reject"
+	case Drop:
+		return "drop"
+	}
+	return "undecided"
+}
+
+// Verdict is a stage's decision.
+type Verdict struct {
+	Action Action
+	Status int    // SIP status for Reject
+	Reason string // stable, e.g. "route: 202 has no registered contact"
+	// Challenges are the authenticate header values for Challenge.
+	Challenges []string
+	Stale      bool
+}
+
+// Pass is the verdict to continue with a reason for the trail.
+func Pass(reason string) Verdict { return Verdict{Action: Continue, Reason: reason} }
+
+// Deny is the verdict to reject with status and reason.
+func Deny(status int, reason string) Verdict {
+	return Verdict{Action: Reject, Status: status, Reason: reason}
+}
+
+// Step is one stage's verdict as kept on the attempt's trail.
+type Step struct {
+	Stage   string
+	Verdict Verdict
+}
+
+// Stage is one small decision on the path of a call. Run must be safe for
+// concurrent use: many attempts run at once.
+type Stage interface {
+	Name() string
+	Run(ctx context.Context, a *Attempt) Verdict
+}
+
+// Chain is an ordered list of stages.
+type Chain struct {
+	stages []Stage
+}
+
+// New returns a chain running stages in the given order.
+func New(stages ...Stage) *Chain { return &Chain{stages: stages} }
+
+// Names lists the stages in order.
+func (c *Chain) Names() []string {
+	out := make([]string, len(c.stages))
+	for i, s := range c.stages {
+		out[i] = s.Name()
+	}
+	return out
+}
+
+// Run passes a through the stages until one does not continue. It returns
+// the final verdict: Continue only if every stage continued. The trail of
+// verdicts is kept on a.
+func (c *Chain) Run(ctx context.Context, a *Attempt) Verdict {
+	if len(c.stages) == 0 {
+		return Deny(500, "chain: no stages")
+	}
+	var v Verdict
+	for _, s := range c.stages {
+		if err := ctx.Err(); err != nil {
+			v = Deny(500, "chain: "+err.Error())
+		} else {
+			v = s.Run(ctx, a)
+		}
+		if v.Action == Undecided {
+			// Fail closed: undecided means reject.
+			v = Deny(500, s.Name()+": undecided")
+		}
+		a.Trail = append(a.Trail, Step{Stage: s.Name(), Verdict: v})
+		if v.Action != Continue {
+			return v
+		}
+	}
+	return v
+}
+
+// Attempt is one request to create a call leg, carried through the chain.
+// Stages fill in the fields they own; later stages read them and never
+// re-derive them from the raw request.
+type Attempt struct {
+	// Set by the receiver before the chain runs.
+	Method     string // INVITE
+	Source     string // transport address of the request
+	Transport  string
+	FromUser   string // user part of From, as claimed (unauthenticated)
+	Dialled    string // user part of the Request-URI, raw, for evidence only
+	AuthHeader string // Proxy-Authorization value, "" if none
+
+	// Set by the authenticate stage.
+	Caller string // authenticated extension
+
+	// Set by the canonicalise stage: the one parse of Dialled.
+	Dest Destination
+
+	// Set by the route stage.
+	Targets []Target
+
+	// Trail of verdicts, written by the runner.
+	Trail []Step
+}
+
+// Reasons joins the trail's reasons for a record.
+func (a *Attempt) Reasons() string {
+	parts := make([]string, 0, len(a.Trail))
+	for _, s := range a.Trail {
+		parts = append(parts, s.Verdict.Reason)
+	}
+	return strings.Join(parts, "; ")
+}
+
+// Kind is the class of a canonical destination.
+type Kind string
+
+// Kinds of destination. The toll gate issue adds the public-network kinds.
+const (
+	KindInvalid   Kind = "invalid"
+	KindExtension Kind = "extension"
+)
+
+// Destination is the canonical form of what was dialled.
+type Destination struct {
+	Kind   Kind
+	Number string // canonical number: the extension number for KindExtension
+}
+
+// Target is one place to ring.
+type Target struct {
+	Extension string
+	Contact   string // Contact URI exactly as registered
+	Transport string
+	Source    string
+}

@@ -1,0 +1,163 @@
+// Package cli is sekisho's command line: `serve` and the administration
+// commands that edit the store while the server runs. Each command takes
+// --data DIR and --json. Errors name the flag or field and the fix.
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/sekisho/sekisho/internal/config"
+	"github.com/sekisho/sekisho/internal/pbx"
+)
+
+// Env is what a command may touch: its streams. No globals.
+type Env struct {
+	Stdout, Stderr io.Writer
+}
+
+// ErrUsage marks a command-line mistake; main exits 2 for it.
+var ErrUsage = errors.New("usage")
+
+const usage = `sekisho - an IP-PBX that toll fraud cannot get through
+
+Commands:
+  sekisho serve [--data DIR] [--config FILE] [flags]   run the PBX (see: sekisho serve --help)
+  sekisho ext add NUMBER [--name NAME] [--digest md5|sha256|both]
+  sekisho ext list
+  sekisho ext del NUMBER
+  sekisho ext passwd NUMBER [--password-file FILE]
+  sekisho cdr list [--limit N]
+
+Every command takes --data DIR (default $SEKISHO_DATA or ./sekisho-data)
+and --json for machine-readable output.
+`
+
+// Main runs the command in args (without the program name) and returns
+// the process exit code.
+func Main(args []string, env Env) int {
+	err := run(args, env)
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintln(env.Stderr, "sekisho:", err)
+	if errors.Is(err, ErrUsage) || errors.Is(err, flag.ErrHelp) {
+		return 2
+	}
+	return 1
+}
+
+func run(args []string, env Env) error {
+	if len(args) == 0 {
+		fmt.Fprint(env.Stderr, usage)
+		return fmt.Errorf("%w: no command given", ErrUsage)
+	}
+	switch args[0] {
+	case "serve":
+		return serve(args[1:], env)
+	case "ext":
+		return ext(args[1:], env)
+	case "cdr":
+		return cdrCmd(args[1:], env)
+	case "help", "-h", "--help":
+		fmt.Fprint(env.Stdout, usage)
+		return nil
+	}
+	fmt.Fprint(env.Stderr, usage)
+	return fmt.Errorf("%w: unknown command %q", ErrUsage, args[0])
+}
+
+// parse parses flags that may come before, between or after positional
+// arguments (`ext add 201 --json` and `ext add --json 201` both work).
+func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrUsage, err)
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+func newFlags(name string, env Env) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	return fs
+}
+
+// common are the flags every administration command takes.
+type common struct {
+	data string
+	json bool
+}
+
+func (c *common) bind(fs *flag.FlagSet) {
+	fs.StringVar(&c.data, "data", config.DefaultData(), "data directory")
+	fs.BoolVar(&c.json, "json", false, "print JSON")
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func serve(args []string, env Env) error {
+	cfg := config.Default()
+	fs := newFlags("serve", env)
+	var file string
+	fs.StringVar(&file, "config", "", "JSON config file; its keys are these flags' names, and flags given here override it")
+	cfg.Bind(fs)
+	fs.Usage = func() {
+		fmt.Fprintln(env.Stderr, "usage: sekisho serve [--data DIR] [--config FILE] [flags]\n\nRuns the PBX. Flags (each overrides the config file's key of the same name):")
+		fs.PrintDefaults()
+	}
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return fmt.Errorf("%w: serve takes no arguments, got %q", ErrUsage, strings.Join(pos, " "))
+	}
+	if file != "" {
+		// Config file first, then re-apply the flags given explicitly so
+		// that every flag overrides its key.
+		set := map[string]string{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = f.Value.String() })
+		if err := cfg.Load(file); err != nil {
+			return err
+		}
+		fs2 := newFlags("serve", env)
+		cfg.Bind(fs2)
+		for k, v := range set {
+			if k == "config" {
+				continue
+			}
+			if err := fs2.Set(k, v); err != nil {
+				return fmt.Errorf("%w: --%s: %v", ErrUsage, k, err)
+			}
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	level, _ := cfg.Level()
+	log := slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: level}))
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	return pbx.Run(ctx, cfg, log)
+}

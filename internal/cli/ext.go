@@ -1,0 +1,215 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/sekisho/sekisho/internal/credential"
+	"github.com/sekisho/sekisho/internal/dialplan"
+	"github.com/sekisho/sekisho/internal/store"
+)
+
+func openStore(ctx context.Context, dir string) (*store.Store, error) {
+	return store.Open(ctx, dir)
+}
+
+type extJSON struct {
+	Number   string `json:"number"`
+	Name     string `json:"name,omitempty"`
+	Digest   string `json:"digest"`
+	Realm    string `json:"realm"`
+	Password string `json:"password,omitempty"`
+	Created  string `json:"created,omitempty"`
+	Updated  string `json:"updated,omitempty"`
+}
+
+func ext(args []string, env Env) error {
+	if len(args) == 0 {
+		return fmt.Errorf("%w: ext needs a subcommand: add, list, del or passwd", ErrUsage)
+	}
+	ctx := context.Background()
+	var c common
+	fs := newFlags("ext "+args[0], env)
+	c.bind(fs)
+	switch args[0] {
+	case "add":
+		name := fs.String("name", "", "display name")
+		dig := fs.String("digest", string(credential.OfferMD5), "digest algorithms offered: md5 (works with every phone), sha256, or both (SHA-256 first; breaks phones that read only the first challenge)")
+		pos, err := parse(fs, args[1:])
+		if err != nil {
+			return err
+		}
+		if len(pos) != 1 {
+			return fmt.Errorf("%w: ext add takes one NUMBER", ErrUsage)
+		}
+		offer, err := credential.ParseOffer(*dig)
+		if err != nil {
+			return fmt.Errorf("%w: --digest: %v", ErrUsage, err)
+		}
+		return extAdd(ctx, env, c, pos[0], *name, offer)
+	case "list":
+		pos, err := parse(fs, args[1:])
+		if err != nil {
+			return err
+		}
+		if len(pos) != 0 {
+			return fmt.Errorf("%w: ext list takes no arguments", ErrUsage)
+		}
+		return extList(ctx, env, c)
+	case "del":
+		pos, err := parse(fs, args[1:])
+		if err != nil {
+			return err
+		}
+		if len(pos) != 1 {
+			return fmt.Errorf("%w: ext del takes one NUMBER", ErrUsage)
+		}
+		st, err := openStore(ctx, c.data)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		if err := st.DeleteExtension(ctx, pos[0]); err != nil {
+			return err
+		}
+		if c.json {
+			return printJSON(env.Stdout, map[string]string{"deleted": pos[0]})
+		}
+		fmt.Fprintf(env.Stdout, "extension %s deleted\n", pos[0])
+		return nil
+	case "passwd":
+		file := fs.String("password-file", "", "read the new password from FILE instead of generating one (first line; at least 16 characters)")
+		pos, err := parse(fs, args[1:])
+		if err != nil {
+			return err
+		}
+		if len(pos) != 1 {
+			return fmt.Errorf("%w: ext passwd takes one NUMBER", ErrUsage)
+		}
+		return extPasswd(ctx, env, c, pos[0], *file)
+	}
+	return fmt.Errorf("%w: unknown ext subcommand %q: use add, list, del or passwd", ErrUsage, args[0])
+}
+
+// hashes fills e's digest hashes for password. The password goes no further.
+func hashes(e *store.Extension, password string) {
+	e.HA1MD5 = credential.HA1(credential.MD5, e.Number, e.Realm, password)
+	e.HA1SHA256 = credential.HA1(credential.SHA256, e.Number, e.Realm, password)
+}
+
+func extAdd(ctx context.Context, env Env, c common, number, name string, offer credential.Offer) error {
+	st, err := openStore(ctx, c.data)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	region, err := st.Setting(ctx, store.SettingRegion, "JP")
+	if err != nil {
+		return err
+	}
+	if err := dialplan.New(region).ValidExtension(number); err != nil {
+		return fmt.Errorf("%w: %v", ErrUsage, err)
+	}
+	realm, err := st.Setting(ctx, store.SettingRealm, store.DefaultRealm)
+	if err != nil {
+		return err
+	}
+	pw, err := credential.NewPassword()
+	if err != nil {
+		return err
+	}
+	e := store.Extension{Number: number, Name: name, Realm: realm, Digest: string(offer)}
+	hashes(&e, pw)
+	if err := st.AddExtension(ctx, e); err != nil {
+		if errors.Is(err, store.ErrExists) {
+			return fmt.Errorf("extension %s already exists: use `sekisho ext passwd %s` for a new password", number, number)
+		}
+		return err
+	}
+	return showPassword(env, c, e, pw, "created")
+}
+
+func showPassword(env Env, c common, e store.Extension, pw, what string) error {
+	if c.json {
+		return printJSON(env.Stdout, extJSON{Number: e.Number, Name: e.Name, Digest: e.Digest, Realm: e.Realm, Password: pw})
+	}
+	fmt.Fprintf(env.Stdout, "extension %s %s\n", e.Number, what)
+	fmt.Fprintf(env.Stdout, "  SIP user:  %s\n  password:  %s\n  realm:     %s\n  digest:    %s\n", e.Number, pw, e.Realm, e.Digest)
+	fmt.Fprintln(env.Stdout, "The password is shown only now; sekisho keeps only digest hashes of it.")
+	return nil
+}
+
+func extPasswd(ctx context.Context, env Env, c common, number, file string) error {
+	st, err := openStore(ctx, c.data)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	e, err := st.Extension(ctx, number)
+	if err != nil {
+		return err
+	}
+	var pw string
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return fmt.Errorf("--password-file: %w", err)
+		}
+		pw, _, _ = strings.Cut(string(b), "\n")
+		pw = strings.TrimRight(pw, "\r")
+		if err := credential.CheckChosen(number, pw); err != nil {
+			return fmt.Errorf("--password-file: %w", err)
+		}
+	} else if pw, err = credential.NewPassword(); err != nil {
+		return err
+	}
+	realm, err := st.Setting(ctx, store.SettingRealm, store.DefaultRealm)
+	if err != nil {
+		return err
+	}
+	e.Realm = realm
+	hashes(&e, pw)
+	if err := st.UpdateExtension(ctx, e); err != nil {
+		return err
+	}
+	if file != "" {
+		// A password the person chose is not echoed back.
+		pw = ""
+		if !c.json {
+			fmt.Fprintf(env.Stdout, "extension %s: password changed\n", number)
+			return nil
+		}
+	}
+	return showPassword(env, c, e, pw, "has a new password")
+}
+
+func extList(ctx context.Context, env Env, c common) error {
+	st, err := openStore(ctx, c.data)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	es, err := st.Extensions(ctx)
+	if err != nil {
+		return err
+	}
+	if c.json {
+		out := make([]extJSON, 0, len(es))
+		for _, e := range es {
+			out = append(out, extJSON{Number: e.Number, Name: e.Name, Digest: e.Digest, Realm: e.Realm,
+				Created: e.Created.UTC().Format(time.RFC3339), Updated: e.Updated.UTC().Format(time.RFC3339)})
+		}
+		return printJSON(env.Stdout, out)
+	}
+	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NUMBER\tNAME\tDIGEST\tCREATED")
+	for _, e := range es {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", e.Number, e.Name, e.Digest, e.Created.Format("2006-01-02 15:04"))
+	}
+	return tw.Flush()
+}

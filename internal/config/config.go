@@ -1,0 +1,203 @@
+// Package config is sekisho's server configuration: defaults, an optional
+// JSON file, and command-line flags that override any key. Validation
+// names the field and says how to fix it.
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the `sekisho serve` configuration. JSON keys match flag names.
+type Config struct {
+	Data        string   `json:"data"`
+	SIPUDP      string   `json:"sip-udp"`
+	SIPTCP      string   `json:"sip-tcp"`
+	Advertise   string   `json:"advertise"`
+	RTPPorts    string   `json:"rtp-ports"`
+	Region      string   `json:"region"`
+	Realm       string   `json:"realm"`
+	RingTimeout Duration `json:"ring-timeout"`
+	Grace       Duration `json:"grace"`
+	UDPBuffer   int      `json:"udp-buffer"`
+	LogLevel    string   `json:"log-level"`
+}
+
+// Duration is a time.Duration written as "30s" in JSON.
+type Duration time.Duration
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return errors.New(`want a duration string such as "30s"`)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf(`want a duration string such as "30s": %w`, err)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalJSON implements json.Marshaler.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// DataEnv is the environment variable that sets the default data directory.
+const DataEnv = "SEKISHO_DATA"
+
+// DefaultData returns $SEKISHO_DATA or ./sekisho-data.
+func DefaultData() string {
+	if d := os.Getenv(DataEnv); d != "" {
+		return d
+	}
+	return "./sekisho-data"
+}
+
+// Default returns the configuration used when no file or flag says
+// otherwise: SIP on UDP and TCP port 5060 on all addresses, region JP.
+func Default() Config {
+	return Config{
+		Data:        DefaultData(),
+		SIPUDP:      "0.0.0.0:5060",
+		SIPTCP:      "0.0.0.0:5060",
+		RTPPorts:    "10000-20000",
+		Region:      "JP",
+		Realm:       "sekisho",
+		RingTimeout: Duration(60 * time.Second),
+		Grace:       Duration(30 * time.Second),
+		UDPBuffer:   16 << 20,
+		LogLevel:    "info",
+	}
+}
+
+// Bind registers a flag for every key on fs, writing into c.
+func (c *Config) Bind(fs *flag.FlagSet) {
+	fs.StringVar(&c.Data, "data", c.Data, "data directory (embedded SQLite store); default $"+DataEnv+" or ./sekisho-data")
+	fs.StringVar(&c.SIPUDP, "sip-udp", c.SIPUDP, "SIP UDP listen address host:port (empty: no UDP)")
+	fs.StringVar(&c.SIPTCP, "sip-tcp", c.SIPTCP, "SIP TCP listen address host:port (empty: no TCP)")
+	fs.StringVar(&c.Advertise, "advertise", c.Advertise, "host or IP to put in Contact and Via (default: the listen IP, or this host's first non-loopback IPv4)")
+	fs.StringVar(&c.RTPPorts, "rtp-ports", c.RTPPorts, "RTP port range LOW-HIGH for relayed media")
+	fs.StringVar(&c.Region, "region", c.Region, "ISO 3166 region whose dialling rules apply (e.g. JP)")
+	fs.StringVar(&c.Realm, "realm", c.Realm, "digest realm; changing it invalidates every extension's stored hashes")
+	fs.Var((*durationFlag)(&c.RingTimeout), "ring-timeout", "how long a callee may ring before the caller gets 480")
+	fs.Var((*durationFlag)(&c.Grace), "grace", "on SIGTERM, how long calls in progress may continue before they are hung up")
+	fs.IntVar(&c.UDPBuffer, "udp-buffer", c.UDPBuffer, "UDP socket receive buffer in bytes")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+}
+
+type durationFlag Duration
+
+func (d *durationFlag) String() string { return time.Duration(*d).String() }
+func (d *durationFlag) Set(s string) error {
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return errors.New(`want a duration such as "30s"`)
+	}
+	*d = durationFlag(v)
+	return nil
+}
+
+// Load reads a JSON config file over c. Unknown keys are errors, so a typo
+// is reported instead of silently ignored.
+func (c *Config) Load(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(c); err != nil {
+		var ute *json.UnmarshalTypeError
+		if errors.As(err, &ute) {
+			return fmt.Errorf("config %s: field %q: want a %s", path, ute.Field, ute.Type)
+		}
+		return fmt.Errorf("config %s: %w (keys are the serve flag names, e.g. \"sip-udp\")", path, err)
+	}
+	return nil
+}
+
+// Validate checks every field and names the first bad one with its fix.
+func (c *Config) Validate() error {
+	if c.Data == "" {
+		return errors.New("config: data: empty; set --data DIR or " + DataEnv)
+	}
+	if c.SIPUDP == "" && c.SIPTCP == "" {
+		return errors.New("config: sip-udp and sip-tcp are both empty; set at least one listen address")
+	}
+	for name, v := range map[string]string{"sip-udp": c.SIPUDP, "sip-tcp": c.SIPTCP} {
+		if v == "" {
+			continue
+		}
+		if _, _, err := SplitHostPort(v); err != nil {
+			return fmt.Errorf("config: %s: %q: %v; want host:port such as 0.0.0.0:5060", name, v, err)
+		}
+	}
+	if _, _, err := c.RTPRange(); err != nil {
+		return err
+	}
+	if len(c.Region) != 2 || strings.ToUpper(c.Region) != c.Region {
+		return fmt.Errorf("config: region: %q: want a two-letter upper-case ISO 3166 code such as JP", c.Region)
+	}
+	if c.Realm == "" || strings.ContainsAny(c.Realm, "\"\\\r\n") {
+		return fmt.Errorf("config: realm: %q: want a non-empty name without quotes or backslashes", c.Realm)
+	}
+	if c.RingTimeout <= 0 {
+		return errors.New("config: ring-timeout: must be positive, such as 60s")
+	}
+	if c.Grace < 0 {
+		return errors.New("config: grace: must not be negative")
+	}
+	if c.UDPBuffer < 64<<10 {
+		return fmt.Errorf("config: udp-buffer: %d is too small; want at least 65536 bytes", c.UDPBuffer)
+	}
+	if _, err := c.Level(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// RTPRange parses RTPPorts.
+func (c *Config) RTPRange() (int, int, error) {
+	lo, hi, ok := strings.Cut(c.RTPPorts, "-")
+	l, err1 := strconv.Atoi(lo)
+	h, err2 := strconv.Atoi(hi)
+	if !ok || err1 != nil || err2 != nil || l < 1024 || h > 65535 || l >= h || l%2 != 0 {
+		return 0, 0, fmt.Errorf("config: rtp-ports: %q: want LOW-HIGH with an even LOW >= 1024, HIGH <= 65535, e.g. 10000-20000", c.RTPPorts)
+	}
+	return l, h, nil
+}
+
+// Level parses LogLevel.
+func (c *Config) Level() (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return 0, fmt.Errorf("config: log-level: %q: want debug, info, warn or error", c.LogLevel)
+	}
+	return l, nil
+}
+
+// SplitHostPort splits and checks a listen address.
+func SplitHostPort(a string) (string, int, error) {
+	h, p, err := net.SplitHostPort(a)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < 0 || port > 65535 {
+		return "", 0, fmt.Errorf("bad port %q", p)
+	}
+	if h != "" && net.ParseIP(h) == nil {
+		return "", 0, fmt.Errorf("host %q is not an IP address", h)
+	}
+	return h, port, nil
+}

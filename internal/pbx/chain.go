@@ -1,0 +1,32 @@
+package pbx
+
+import (
+	"github.com/sekisho/sekisho/internal/auth"
+	"github.com/sekisho/sekisho/internal/chain"
+	"github.com/sekisho/sekisho/internal/dialplan"
+	"github.com/sekisho/sekisho/internal/route"
+	"github.com/sekisho/sekisho/internal/tollgate"
+)
+
+// newChain fixes the order every call attempt passes. The order is the
+// design; change it only with a reason written here.
+//
+//  1. auth: nothing is decided for a caller we have not identified; an
+//     unauthenticated attempt learns nothing about the dial plan.
+//  2. dialplan: the one canonical parse of the dialled text. Later
+//     stages read only the canonical destination.
+//  3. tollgate: policy on the canonical destination and the
+//     authenticated caller, before anything is looked up or rung, so a
+//     denied destination costs nothing and reaches no one.
+//  4. route: where to ring, from the canonical destination only.
+//
+// Originate (the B2BUA) follows the chain, not inside it: it runs only
+// when every stage said continue.
+func newChain(s *Server) *chain.Chain {
+	return chain.New(
+		auth.Stage{A: s.auth},
+		dialplan.Stage{Plan: s.plan},
+		tollgate.Stage{},
+		route.Stage{Accounts: s.store, Locations: s.reg},
+	)
+}

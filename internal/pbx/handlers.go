@@ -1,0 +1,236 @@
+package pbx
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/sekisho/sekisho/internal/chain"
+	"github.com/sekisho/sekisho/internal/digest"
+	"github.com/sekisho/sekisho/internal/registrar"
+	"github.com/sekisho/sekisho/internal/response"
+	"github.com/sekisho/sekisho/internal/store"
+)
+
+const allow = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, UPDATE, INFO"
+
+// routes registers one handler per method. Every request goes through
+// exactly one of them.
+func (s *Server) routes() {
+	s.sip.OnRegister(s.onRegister)
+	s.sip.OnInvite(s.onInvite)
+	s.sip.OnAck(s.onInDialog)
+	s.sip.OnBye(s.onInDialog)
+	s.sip.OnCancel(func(req *sip.Request, tx sip.ServerTransaction) {
+		// A CANCEL that matched an INVITE was answered by the
+		// transaction layer; one that reaches here matches nothing.
+		tx.Respond(response.New(req, 481))
+	})
+	s.sip.OnOptions(s.onOptions)
+	for _, m := range []sip.RequestMethod{sip.UPDATE, sip.INFO, sip.REFER, sip.MESSAGE, sip.NOTIFY, sip.PRACK} {
+		s.sip.OnRequest(m, s.onInDialog)
+	}
+	s.sip.OnNoRoute(func(req *sip.Request, tx sip.ServerTransaction) {
+		res := response.New(req, 405)
+		res.AppendHeader(sip.NewHeader("Allow", allow))
+		tx.Respond(res)
+	})
+}
+
+func hasToTag(req *sip.Request) bool {
+	to := req.To()
+	if to == nil {
+		return false
+	}
+	_, ok := to.Params.Get("tag")
+	return ok
+}
+
+func headerValue(req *sip.Request, name string) string {
+	if h := req.GetHeader(name); h != nil {
+		return h.Value()
+	}
+	return ""
+}
+
+// onOptions answers keep-alives and capability queries (RFC 3261 11.2).
+func (s *Server) onOptions(req *sip.Request, tx sip.ServerTransaction) {
+	res := response.New(req, 200)
+	res.AppendHeader(sip.NewHeader("Allow", allow))
+	res.AppendHeader(sip.NewHeader("Accept", "application/sdp"))
+	tx.Respond(res)
+}
+
+// onInDialog hands mid-call requests to the B2BUA. Outside a dialog these
+// methods are refused.
+func (s *Server) onInDialog(req *sip.Request, tx sip.ServerTransaction) {
+	if hasToTag(req) {
+		s.b2b.HandleInDialog(req, tx)
+		return
+	}
+	switch req.Method {
+	case sip.ACK:
+		// An ACK for a non-2xx final is absorbed by the transaction layer;
+		// a stray one gets no answer (RFC 3261 17.2.1).
+	case sip.BYE:
+		tx.Respond(response.New(req, 481))
+	default:
+		res := response.New(req, 405)
+		res.AppendHeader(sip.NewHeader("Allow", allow))
+		tx.Respond(res)
+	}
+}
+
+// onRegister is the registrar (RFC 3261 10.3).
+func (s *Server) onRegister(req *sip.Request, tx sip.ServerTransaction) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	to := req.To()
+	aor := to.Address.User
+	r := s.auth.Check(ctx, "REGISTER", headerValue(req, "Authorization"))
+	if r.Outcome != digest.OK {
+		v := s.auth.Verdict(ctx, r, aor)
+		s.log.Debug("registrar: challenge", "aor", aor, "source", req.Source(), "reason", r.Reason)
+		tx.Respond(response.ForVerdict(req, v))
+		return
+	}
+	// Hijack guard: an extension may only change its own bindings, or one
+	// stolen password would let an attacker take every phone's calls.
+	if r.User != aor {
+		s.log.Warn("registrar: authenticated user registering another AOR", "user", r.User, "aor", aor, "source", req.Source())
+		tx.Respond(response.New(req, 403))
+		return
+	}
+
+	rr := registrar.Request{
+		AOR: aor, CallID: req.CallID().Value(), CSeq: req.CSeq().SeqNo,
+		Source: req.Source(), Transport: req.Transport(), UserAgent: headerValue(req, "User-Agent"),
+	}
+	headerExpires := -1
+	if h := req.GetHeader("Expires"); h != nil {
+		if v, err := strconv.Atoi(h.Value()); err == nil && v >= 0 {
+			headerExpires = v
+		}
+	}
+	for _, h := range req.GetHeaders("Contact") {
+		ch, ok := h.(*sip.ContactHeader)
+		if !ok {
+			continue
+		}
+		if ch.Address.Wildcard {
+			// "Contact: *" is only valid with Expires: 0 (RFC 3261 10.2.2).
+			if headerExpires != 0 || len(req.GetHeaders("Contact")) != 1 {
+				tx.Respond(response.New(req, 400))
+				return
+			}
+			rr.Wildcard = true
+			continue
+		}
+		exp := headerExpires
+		if v, ok := ch.Params.Get("expires"); ok {
+			if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+				exp = n
+			}
+		}
+		var d time.Duration
+		if exp < 0 {
+			d = s.reg.Expiry(-1)
+		} else {
+			d = time.Duration(exp) * time.Second
+		}
+		rr.Changes = append(rr.Changes, registrar.Change{Contact: ch.Address.String(), Expires: d})
+	}
+
+	var bindings []registrar.Binding
+	var err error
+	if len(rr.Changes) > 0 || rr.Wildcard {
+		bindings, err = s.reg.Apply(rr)
+	} else {
+		bindings = s.reg.Lookup(aor) // a query (RFC 3261 10.2.3)
+	}
+	switch {
+	case errors.Is(err, registrar.ErrTooBrief):
+		res := response.New(req, 423)
+		res.AppendHeader(sip.NewHeader("Min-Expires", strconv.Itoa(int(s.reg.Limits().Min/time.Second))))
+		tx.Respond(res)
+		return
+	case errors.Is(err, registrar.ErrTooMany):
+		tx.Respond(response.New(req, 403))
+		return
+	case err != nil:
+		tx.Respond(response.New(req, 500))
+		return
+	}
+	res := response.New(req, 200)
+	now := time.Now()
+	for _, b := range bindings {
+		var u sip.Uri
+		if sip.ParseUri(b.Contact, &u) != nil {
+			continue
+		}
+		ch := &sip.ContactHeader{Address: u, Params: sip.NewParams()}
+		ch.Params.Add("expires", strconv.Itoa(int(b.Expires.Sub(now).Round(time.Second)/time.Second)))
+		res.AppendHeader(ch)
+	}
+	res.AppendHeader(sip.NewHeader("Date", now.UTC().Format(time.RFC1123)))
+	tx.Respond(res)
+	s.log.Debug("registrar: ok", "aor", aor, "contacts", len(bindings), "source", req.Source())
+}
+
+// onInvite takes a new call attempt through the chain and, if every stage
+// continues, hands it to the B2BUA.
+func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
+	if hasToTag(req) {
+		s.b2b.HandleInDialog(req, tx) // re-INVITE
+		return
+	}
+	if s.isDraining() {
+		tx.Respond(response.New(req, 503))
+		return
+	}
+	s.attempts.Add(1)
+	defer s.attempts.Done()
+	if mf := req.MaxForwards(); mf != nil && mf.Val() == 0 {
+		// Loop guard (RFC 3261 16.3 step 2).
+		tx.Respond(response.New(req, 483))
+		return
+	}
+	tx.Respond(response.New(req, 100))
+
+	a := &chain.Attempt{
+		Method:     string(req.Method),
+		Source:     req.Source(),
+		Transport:  req.Transport(),
+		FromUser:   req.From().Address.User,
+		Dialled:    req.Recipient.User,
+		AuthHeader: headerValue(req, "Proxy-Authorization"),
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	v := s.chain.Run(ctx, a)
+	cancel()
+	if v.Action == chain.Challenge {
+		// The digest handshake is not a call attempt yet: no record.
+		s.log.Debug("pbx: invite challenged", "from", a.FromUser, "source", a.Source, "reason", v.Reason)
+		tx.Respond(response.ForVerdict(req, v))
+		return
+	}
+	rec := s.cdrs.Start(store.CDR{
+		CallID: req.CallID().Value(), Caller: a.Caller, Source: a.Source,
+		Dialled: a.Dialled, Callee: a.Dest.Number,
+	})
+	if v.Action != chain.Continue {
+		s.log.Info("pbx: call refused", "caller", a.Caller, "dialled", a.Dialled, "source", a.Source, "reason", a.Reasons())
+		if res := response.ForVerdict(req, v); res != nil {
+			tx.Respond(res)
+			rec.Finish(res.StatusCode, a.Reasons(), "")
+		} else {
+			rec.Finish(0, a.Reasons(), "")
+		}
+		return
+	}
+	rec.Update(func(c *store.CDR) { c.ResultReason = a.Reasons() })
+	s.b2b.Originate(req, tx, a, rec)
+}

@@ -1,0 +1,260 @@
+// Package pbx wires sekisho together: configuration, store, SIP
+// transport (sipgo), registrar, the call chain and the B2BUA. Only cmd/
+// imports it. Everything here is assembly; decisions live in the stage
+// packages and the one order they run in is in chain.go.
+package pbx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/sekisho/sekisho/internal/auth"
+	"github.com/sekisho/sekisho/internal/b2bua"
+	"github.com/sekisho/sekisho/internal/cdr"
+	"github.com/sekisho/sekisho/internal/chain"
+	"github.com/sekisho/sekisho/internal/config"
+	"github.com/sekisho/sekisho/internal/dialplan"
+	"github.com/sekisho/sekisho/internal/digest"
+	"github.com/sekisho/sekisho/internal/registrar"
+	"github.com/sekisho/sekisho/internal/store"
+)
+
+// Server is a running PBX.
+type Server struct {
+	cfg   config.Config
+	log   *slog.Logger
+	store *store.Store
+	reg   *registrar.Registrar
+	auth  *auth.Authenticator
+	plan  *dialplan.Plan
+	chain *chain.Chain
+	b2b   *b2bua.B2BUA
+	cdrs  *cdr.Writer
+
+	ua     *sipgo.UserAgent
+	sip    *sipgo.Server
+	client *sipgo.Client
+
+	// attempts counts INVITEs between chain start and final response, so
+	// shutdown can wait for them too.
+	attempts sync.WaitGroup
+	draining chan struct{}
+}
+
+// Run starts the PBX with cfg and serves until ctx is cancelled, then shuts
+// down gracefully: no new calls, calls in progress get cfg.Grace to end,
+// records are flushed. It returns nil after a clean shutdown.
+func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, cfg.Data)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if n, err := st.MarkInterrupted(ctx, time.Now()); err != nil {
+		return err
+	} else if n > 0 {
+		log.Warn("pbx: call records left active by a previous run marked interrupted", "count", n)
+	}
+
+	// The CLI hashes new passwords for the realm the server uses.
+	if old, err := st.Setting(ctx, store.SettingRealm, cfg.Realm); err != nil {
+		return err
+	} else if old != cfg.Realm {
+		log.Warn("pbx: realm changed; extensions hashed for the old realm cannot authenticate until `sekisho ext passwd`", "old", old, "new", cfg.Realm)
+	}
+	if err := st.SetSetting(ctx, store.SettingRealm, cfg.Realm); err != nil {
+		return err
+	}
+	if err := st.SetSetting(ctx, store.SettingRegion, cfg.Region); err != nil {
+		return err
+	}
+
+	s := &Server{cfg: cfg, log: log, store: st, draining: make(chan struct{})}
+	ver, err := digest.New(cfg.Realm, 0)
+	if err != nil {
+		return err
+	}
+	s.reg = registrar.New(registrar.Limits{})
+	s.auth = auth.New(ver, st, log)
+	s.plan = dialplan.New(cfg.Region)
+	s.chain = newChain(s)
+	s.cdrs = cdr.NewWriter(st, log)
+
+	// Listen first: the advertised address may come from the socket.
+	var udp net.PacketConn
+	var tcp net.Listener
+	if cfg.SIPUDP != "" {
+		if udp, err = listenUDP(ctx, cfg.SIPUDP, cfg.UDPBuffer); err != nil {
+			return fmt.Errorf("pbx: listen sip-udp %s: %w", cfg.SIPUDP, err)
+		}
+	}
+	if cfg.SIPTCP != "" {
+		if tcp, err = net.Listen("tcp", cfg.SIPTCP); err != nil {
+			if udp != nil {
+				udp.Close()
+			}
+			return fmt.Errorf("pbx: listen sip-tcp %s: %w", cfg.SIPTCP, err)
+		}
+	}
+	host, port := advertise(cfg.Advertise, udp, tcp)
+
+	sip.SetDefaultLogger(log.With("component", "sipgo"))
+	s.ua, err = sipgo.NewUA(sipgo.WithUserAgent("sekisho"), sipgo.WithUserAgentHostname(host))
+	if err != nil {
+		return fmt.Errorf("pbx: sip user agent: %w", err)
+	}
+	defer s.ua.Close()
+	s.sip, err = sipgo.NewServer(s.ua, sipgo.WithServerLogger(log.With("component", "sipgo")))
+	if err != nil {
+		return fmt.Errorf("pbx: sip server: %w", err)
+	}
+	s.client, err = sipgo.NewClient(s.ua, sipgo.WithClientHostname(host), sipgo.WithClientLogger(log.With("component", "sipgo")))
+	if err != nil {
+		return fmt.Errorf("pbx: sip client: %w", err)
+	}
+	s.b2b = b2bua.New(b2bua.Config{
+		Client: s.client, Host: host, Port: port,
+		RingTimeout: time.Duration(cfg.RingTimeout), Log: log,
+	})
+	s.routes()
+
+	cdrCtx, stopCDR := context.WithCancel(context.Background())
+	cdrDone := make(chan struct{})
+	go func() { s.cdrs.Run(cdrCtx); close(cdrDone) }()
+
+	serveErr := make(chan error, 2)
+	if udp != nil {
+		go func() { serveErr <- s.sip.ServeUDP(udp) }()
+	}
+	if tcp != nil {
+		go func() { serveErr <- s.sip.ServeTCP(tcp) }()
+	}
+	sweepCtx, stopSweep := context.WithCancel(context.Background())
+	go s.sweep(sweepCtx)
+
+	log.Info("sekisho ready", "udp", addrOf(udp), "tcp", addrOfL(tcp), "advertise", net.JoinHostPort(host, strconv.Itoa(port)),
+		"region", cfg.Region, "data", cfg.Data, "chain", s.chain.Names())
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		runErr = fmt.Errorf("pbx: sip listener stopped: %w", err)
+	}
+
+	// Shutdown: refuse new calls, let calls in progress finish within the
+	// grace period, hang up the rest, then flush every record.
+	log.Info("pbx: shutting down", "grace", time.Duration(cfg.Grace).String(), "calls", s.b2b.Active())
+	close(s.draining)
+	graceCtx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.Grace))
+	waitAttempts(graceCtx, &s.attempts)
+	ended := s.b2b.Close(graceCtx)
+	cancel()
+	// Attempts that were ringing when grace ran out end with 487/480
+	// from their own ring timers; give them a bounded moment.
+	endCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	waitAttempts(endCtx, &s.attempts)
+	cancel()
+	stopSweep()
+	if udp != nil {
+		udp.Close()
+	}
+	if tcp != nil {
+		tcp.Close()
+	}
+	stopCDR()
+	<-cdrDone
+	flushCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	left := s.cdrs.Flush(flushCtx)
+	cancel()
+	if left > 0 {
+		return errors.Join(runErr, fmt.Errorf("pbx: %d call record writes could not be committed (see errors above)", left))
+	}
+	log.Info("pbx: stopped", "calls_hung_up", ended)
+	return runErr
+}
+
+func waitAttempts(ctx context.Context, wg *sync.WaitGroup) {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+}
+
+// sweep drops expired registrations once a minute.
+func (s *Server) sweep(ctx context.Context) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.reg.Sweep()
+		}
+	}
+}
+
+func (s *Server) isDraining() bool {
+	select {
+	case <-s.draining:
+		return true
+	default:
+		return false
+	}
+}
+
+// advertise picks the host and port to put in our URIs.
+func advertise(configured string, udp net.PacketConn, tcp net.Listener) (string, int) {
+	var ip net.IP
+	port := 5060
+	if udp != nil {
+		a := udp.LocalAddr().(*net.UDPAddr)
+		ip, port = a.IP, a.Port
+	} else if tcp != nil {
+		a := tcp.Addr().(*net.TCPAddr)
+		ip, port = a.IP, a.Port
+	}
+	if configured != "" {
+		return configured, port
+	}
+	if ip != nil && !ip.IsUnspecified() {
+		return ip.String(), port
+	}
+	if addrs, err := net.InterfaceAddrs(); err == nil {
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && !n.IP.IsLoopback() {
+				return n.IP.String(), port
+			}
+		}
+	}
+	return "127.0.0.1", port
+}
+
+func addrOf(c net.PacketConn) string {
+	if c == nil {
+		return ""
+	}
+	return c.LocalAddr().String()
+}
+
+func addrOfL(l net.Listener) string {
+	if l == nil {
+		return ""
+	}
+	return l.Addr().String()
+}

@@ -1,0 +1,108 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Extension is one phone account. Only digest hashes (HA1) are kept: the
+// SIP password itself is shown once when generated and never stored.
+type Extension struct {
+	Number    string
+	Name      string
+	Realm     string // realm the HA1 values were computed for
+	HA1MD5    string // hex MD5(number:realm:password)
+	HA1SHA256 string // hex SHA-256(number:realm:password), RFC 8760
+	Digest    string // algorithms offered: "md5", "sha256" or "both"
+	Created   time.Time
+	Updated   time.Time
+}
+
+// AddExtension creates e. It returns ErrExists if the number is taken.
+func (s *Store) AddExtension(ctx context.Context, e Extension) error {
+	now := time.Now()
+	_, err := s.db.ExecContext(ctx, `INSERT INTO extensions
+		(number, name, realm, ha1_md5, ha1_sha256, digest, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		e.Number, e.Name, e.Realm, e.HA1MD5, e.HA1SHA256, e.Digest, unixMilli(now), unixMilli(now))
+	if err != nil {
+		if strings.Contains(err.Error(), "UNIQUE constraint") {
+			return fmt.Errorf("extension %s: %w", e.Number, ErrExists)
+		}
+		return fmt.Errorf("store: add extension %s: %w", e.Number, err)
+	}
+	return nil
+}
+
+// UpdateExtension replaces the name, realm, hashes and digest choice of an
+// existing extension.
+func (s *Store) UpdateExtension(ctx context.Context, e Extension) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE extensions SET
+		name = ?, realm = ?, ha1_md5 = ?, ha1_sha256 = ?, digest = ?, updated_at = ?
+		WHERE number = ?`,
+		e.Name, e.Realm, e.HA1MD5, e.HA1SHA256, e.Digest, unixMilli(time.Now()), e.Number)
+	if err != nil {
+		return fmt.Errorf("store: update extension %s: %w", e.Number, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("extension %s: %w", e.Number, ErrNotFound)
+	}
+	return nil
+}
+
+// DeleteExtension removes an extension. It returns ErrNotFound if absent.
+func (s *Store) DeleteExtension(ctx context.Context, number string) error {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM extensions WHERE number = ?`, number)
+	if err != nil {
+		return fmt.Errorf("store: delete extension %s: %w", number, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("extension %s: %w", number, ErrNotFound)
+	}
+	return nil
+}
+
+const extColumns = `number, name, realm, ha1_md5, ha1_sha256, digest, created_at, updated_at`
+
+func scanExtension(row interface{ Scan(...any) error }) (Extension, error) {
+	var e Extension
+	var created, updated sql.NullInt64
+	err := row.Scan(&e.Number, &e.Name, &e.Realm, &e.HA1MD5, &e.HA1SHA256, &e.Digest, &created, &updated)
+	e.Created, e.Updated = fromMilli(created), fromMilli(updated)
+	return e, err
+}
+
+// Extension looks up one extension by number.
+func (s *Store) Extension(ctx context.Context, number string) (Extension, error) {
+	e, err := scanExtension(s.db.QueryRowContext(ctx,
+		`SELECT `+extColumns+` FROM extensions WHERE number = ?`, number))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Extension{}, fmt.Errorf("extension %s: %w", number, ErrNotFound)
+	}
+	if err != nil {
+		return Extension{}, fmt.Errorf("store: read extension %s: %w", number, err)
+	}
+	return e, nil
+}
+
+// Extensions lists all extensions ordered by number.
+func (s *Store) Extensions(ctx context.Context) ([]Extension, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+extColumns+` FROM extensions ORDER BY number`)
+	if err != nil {
+		return nil, fmt.Errorf("store: list extensions: %w", err)
+	}
+	defer rows.Close()
+	var out []Extension
+	for rows.Next() {
+		e, err := scanExtension(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: list extensions: %w", err)
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}

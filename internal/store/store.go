@@ -1,0 +1,203 @@
+// Package store keeps sekisho's durable state in an embedded SQLite
+// database (modernc.org/sqlite, pure Go, so the binary stays static):
+// extensions with their digest hashes, and call detail records.
+//
+// The database runs in WAL mode so that the CLI (`sekisho ext add`, ...)
+// can write while the server reads: a change made by the CLI is seen by the
+// running server on its next lookup, with no restart.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// ErrNotFound is returned when a looked-up row does not exist.
+var ErrNotFound = errors.New("store: not found")
+
+// ErrExists is returned when a row to be created already exists.
+var ErrExists = errors.New("store: already exists")
+
+// DBFile is the database file name inside the data directory.
+const DBFile = "sekisho.db"
+
+// Store is a handle on the data directory's database. It is safe for
+// concurrent use; Close releases it.
+type Store struct {
+	db  *sql.DB
+	dir string
+}
+
+// Open opens (creating on first use) the store in dir. The directory is
+// created with mode 0700: it holds digest hashes and, later, keys.
+func Open(ctx context.Context, dir string) (*Store, error) {
+	if dir == "" {
+		return nil, errors.New("store: empty data directory (set --data or SEKISHO_DATA)")
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("store: create data directory %s: %w", dir, err)
+	}
+	path := filepath.Join(dir, DBFile)
+	// Pragmas must use the _pragma= form: modernc.org/sqlite silently
+	// ignores other spellings, and then WAL would quietly be off.
+	q := url.Values{}
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "busy_timeout(10000)")
+	// FULL: a call record that was reported written survives power loss.
+	q.Add("_pragma", "synchronous(FULL)")
+	q.Add("_pragma", "foreign_keys(ON)")
+	dsn := "file:" + path + "?" + q.Encode()
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	s := &Store{db: db, dir: dir}
+	if err := s.check(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	// The database file holds secrets' hashes: keep it private even if the
+	// directory already existed with looser permissions.
+	if err := os.Chmod(path, 0o600); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: restrict %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// check makes sure the pragmas really took effect.
+func (s *Store) check(ctx context.Context) error {
+	var mode string
+	if err := s.db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		return fmt.Errorf("store: read journal mode: %w", err)
+	}
+	if !strings.EqualFold(mode, "wal") {
+		return fmt.Errorf("store: journal mode is %q, want wal", mode)
+	}
+	return nil
+}
+
+// Dir returns the data directory.
+func (s *Store) Dir() string { return s.dir }
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// migrations are applied in order; the index+1 is the schema version.
+var migrations = []string{
+	`CREATE TABLE extensions (
+		number      TEXT PRIMARY KEY,
+		name        TEXT NOT NULL DEFAULT '',
+		realm       TEXT NOT NULL,
+		ha1_md5     TEXT NOT NULL,
+		ha1_sha256  TEXT NOT NULL,
+		digest      TEXT NOT NULL,
+		created_at  INTEGER NOT NULL,
+		updated_at  INTEGER NOT NULL
+	);
+	CREATE TABLE cdr (
+		id            INTEGER PRIMARY KEY AUTOINCREMENT,
+		call_id       TEXT NOT NULL,
+		state         TEXT NOT NULL,
+		started_at    INTEGER NOT NULL,
+		answered_at   INTEGER,
+		ended_at      INTEGER,
+		duration_ms   INTEGER NOT NULL DEFAULT 0,
+		caller        TEXT NOT NULL,
+		source        TEXT NOT NULL,
+		dialled       TEXT NOT NULL,
+		callee        TEXT NOT NULL,
+		result_code   INTEGER NOT NULL DEFAULT 0,
+		result_reason TEXT NOT NULL DEFAULT '',
+		hangup_by     TEXT NOT NULL DEFAULT ''
+	);
+	CREATE INDEX cdr_started ON cdr(started_at);
+	CREATE TABLE settings (
+		key   TEXT PRIMARY KEY,
+		value TEXT NOT NULL
+	);`,
+}
+
+func (s *Store) migrate(ctx context.Context) error {
+	var version int
+	if err := s.db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		return fmt.Errorf("store: read schema version: %w", err)
+	}
+	if version > len(migrations) {
+		return fmt.Errorf("store: schema version %d is newer than this binary knows (%d): upgrade sekisho", version, len(migrations))
+	}
+	for i := version; i < len(migrations); i++ {
+		tx, err := s.db.BeginTx(ctx, nil)
+		if err != nil {
+			return fmt.Errorf("store: migrate to %d: %w", i+1, err)
+		}
+		if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("store: migrate to %d: %w", i+1, err)
+		}
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", i+1)); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("store: migrate to %d: %w", i+1, err)
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("store: migrate to %d: %w", i+1, err)
+		}
+	}
+	return nil
+}
+
+func unixMilli(t time.Time) int64 { return t.UnixMilli() }
+
+func fromMilli(v sql.NullInt64) time.Time {
+	if !v.Valid || v.Int64 == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(v.Int64)
+}
+
+// Setting returns a stored setting, or def if it was never set.
+func (s *Store) Setting(ctx context.Context, key, def string) (string, error) {
+	var v string
+	err := s.db.QueryRowContext(ctx, `SELECT value FROM settings WHERE key = ?`, key).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return def, nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("store: read setting %s: %w", key, err)
+	}
+	return v, nil
+}
+
+// SetSetting stores a setting.
+func (s *Store) SetSetting(ctx context.Context, key, value string) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO settings (key, value) VALUES (?, ?)
+		ON CONFLICT(key) DO UPDATE SET value = excluded.value`, key, value)
+	if err != nil {
+		return fmt.Errorf("store: write setting %s: %w", key, err)
+	}
+	return nil
+}
+
+// SettingRealm is the digest realm the server runs with; the CLI hashes
+// new passwords for it.
+const SettingRealm = "realm"
+
+// SettingRegion is the region the server runs with; the CLI checks new
+// extension numbers against its emergency numbers.
+const SettingRegion = "region"
+
+// DefaultRealm is the realm before any server has started.
+const DefaultRealm = "sekisho"
