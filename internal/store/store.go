@@ -201,3 +201,24 @@ const SettingRegion = "region"
 
 // DefaultRealm is the realm before any server has started.
 const DefaultRealm = "sekisho"
+
+// BeginExclusive takes the database's write lock and holds it until the
+// returned function is called. Tests use it to play a locked database.
+func (s *Store) BeginExclusive(ctx context.Context) (func(), error) {
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("store: exclusive: %w", err)
+	}
+	if _, err := conn.ExecContext(ctx, "PRAGMA busy_timeout = 0"); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	if _, err := conn.ExecContext(ctx, "BEGIN EXCLUSIVE"); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("store: exclusive: %w", err)
+	}
+	return func() {
+		conn.ExecContext(context.Background(), "ROLLBACK")
+		conn.Close()
+	}, nil
+}

@@ -1,0 +1,79 @@
+package config
+
+import (
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefaultsValid(t *testing.T) {
+	c := Default()
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.SIPUDP != "0.0.0.0:5060" || c.SIPTCP != "0.0.0.0:5060" || c.Region != "JP" {
+		t.Fatalf("defaults: %+v", c)
+	}
+}
+
+func TestValidateNamesField(t *testing.T) {
+	tests := []struct {
+		mod  func(*Config)
+		want string
+	}{
+		{func(c *Config) { c.SIPUDP = "5060" }, "sip-udp"},
+		{func(c *Config) { c.SIPTCP = "example.com:5060" }, "sip-tcp"},
+		{func(c *Config) { c.RTPPorts = "20000-10000" }, "rtp-ports"},
+		{func(c *Config) { c.Region = "japan" }, "region"},
+		{func(c *Config) { c.Realm = `a"b` }, "realm"},
+		{func(c *Config) { c.RingTimeout = 0 }, "ring-timeout"},
+		{func(c *Config) { c.UDPBuffer = 10 }, "udp-buffer"},
+		{func(c *Config) { c.LogLevel = "loud" }, "log-level"},
+		{func(c *Config) { c.Data = "" }, "data"},
+		{func(c *Config) { c.SIPUDP, c.SIPTCP = "", "" }, "sip-udp and sip-tcp"},
+	}
+	for _, tt := range tests {
+		c := Default()
+		tt.mod(&c)
+		err := c.Validate()
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("want error naming %q, got %v", tt.want, err)
+		}
+	}
+}
+
+func TestLoadAndFlags(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "c.json")
+	os.WriteFile(p, []byte(`{"sip-udp": "127.0.0.1:5070", "ring-timeout": "10s"}`), 0o600)
+	c := Default()
+	if err := c.Load(p); err != nil {
+		t.Fatal(err)
+	}
+	if c.SIPUDP != "127.0.0.1:5070" || time.Duration(c.RingTimeout) != 10*time.Second {
+		t.Fatalf("loaded: %+v", c)
+	}
+	fs := flag.NewFlagSet("x", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	c.Bind(fs)
+	if err := fs.Parse([]string{"--ring-timeout", "5s"}); err != nil {
+		t.Fatal(err)
+	}
+	if time.Duration(c.RingTimeout) != 5*time.Second {
+		t.Fatal("flag did not override")
+	}
+
+	os.WriteFile(p, []byte(`{"sip_udp": "x"}`), 0o600)
+	d := Default()
+	if err := d.Load(p); err == nil || !strings.Contains(err.Error(), "sip_udp") {
+		t.Fatalf("unknown key: %v", err)
+	}
+	os.WriteFile(p, []byte(`{"udp-buffer": "big"}`), 0o600)
+	if err := d.Load(p); err == nil || !strings.Contains(err.Error(), "udp-buffer") {
+		t.Fatalf("bad type: %v", err)
+	}
+}
