@@ -10,7 +10,7 @@ type fixed struct {
 	v    Verdict
 }
 
-func (f fixed) Name() string                           { return f.name }
+func (f fixed) Name() string                          { return f.name }
 func (f fixed) Run(context.Context, *Attempt) Verdict { return f.v }
 
 func TestRun(t *testing.T) {

@@ -1,0 +1,81 @@
+package cli
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func runCLI(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := Main(args, Env{Stdout: &out, Stderr: &errb})
+	return code, out.String(), errb.String()
+}
+
+func TestExtAddStoresNoPlaintext(t *testing.T) {
+	dir := t.TempDir()
+	code, out, errs := runCLI(t, "ext", "add", "201", "--data", dir, "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	var r extJSON
+	if err := json.Unmarshal([]byte(out), &r); err != nil || len(r.Password) < 20 || r.Number != "201" {
+		t.Fatalf("output %q: %v", out, err)
+	}
+	// The password must not be anywhere in the data directory.
+	filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err != nil || fi.IsDir() {
+			return err
+		}
+		b, _ := os.ReadFile(p)
+		if bytes.Contains(b, []byte(r.Password)) {
+			t.Errorf("plaintext password found in %s", p)
+		}
+		return nil
+	})
+	code, out, _ = runCLI(t, "ext", "list", "--data", dir)
+	if code != 0 || !strings.Contains(out, "201") || strings.Contains(out, r.Password) {
+		t.Fatalf("list: %d %q", code, out)
+	}
+	// A new password differs and the old one is not shown again.
+	_, out2, _ := runCLI(t, "ext", "passwd", "201", "--data", dir, "--json")
+	var r2 extJSON
+	json.Unmarshal([]byte(out2), &r2)
+	if r2.Password == "" || r2.Password == r.Password {
+		t.Fatalf("passwd output %q", out2)
+	}
+}
+
+func TestErrorsNameTheFix(t *testing.T) {
+	dir := t.TempDir()
+	weak := filepath.Join(dir, "pw")
+	os.WriteFile(weak, []byte("201201\n"), 0o600)
+	runCLI(t, "ext", "add", "201", "--data", dir)
+	tests := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"ext", "add", "0123", "--data", dir}, 2, "must not start with 0"},
+		{[]string{"ext", "add", "119", "--data", dir}, 2, "emergency"},
+		{[]string{"ext", "add", "2#1", "--data", dir}, 2, "digits only"},
+		{[]string{"ext", "add", "201", "--data", dir}, 1, "ext passwd 201"},
+		{[]string{"ext", "add", "202", "--digest", "sha1", "--data", dir}, 2, "use md5, sha256 or both"},
+		{[]string{"ext", "passwd", "201", "--password-file", weak, "--data", dir}, 1, "too weak"},
+		{[]string{"ext", "del", "999", "--data", dir}, 1, "not found"},
+		{[]string{"serve", "--sip-udp", "nope", "--data", dir}, 1, "sip-udp"},
+		{[]string{"serve", "--bogus"}, 2, "bogus"},
+		{[]string{"frobnicate"}, 2, "unknown command"},
+		{[]string{"cdr", "list", "--limit", "0", "--data", dir}, 2, "--limit"},
+	}
+	for _, tt := range tests {
+		code, _, errs := runCLI(t, tt.args...)
+		if code != tt.code || !strings.Contains(errs, tt.want) {
+			t.Errorf("%v: exit %d stderr %q; want exit %d mentioning %q", tt.args, code, errs, tt.code, tt.want)
+		}
+	}
+}
