@@ -1,0 +1,242 @@
+// Package test holds sekisho's end-to-end tests: the real binary, started
+// on loopback, driven by real SIP peers (SIPp, baresip). A missing tool
+// skips a test on a developer's machine and fails it under CI=true.
+package test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// binPath is the sekisho binary built once for the whole package.
+var binPath string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "sekisho-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binPath = filepath.Join(dir, "sekisho")
+	build := exec.Command("go", "build", "-o", binPath, "../cmd/sekisho")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build sekisho:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// requireTool skips the test if a peer is missing, unless CI=true, where a
+// missing peer is a broken CI set-up and must fail loudly.
+func requireTool(t *testing.T, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err == nil {
+		return p
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s not installed: CI must install it (.ci/run)", name)
+	}
+	t.Skipf("%s not installed", name)
+	return ""
+}
+
+// freePort returns a port that is free for both UDP and TCP on ip.
+func freePort(t *testing.T, ip string) int {
+	t.Helper()
+	for range 50 {
+		l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+		if err != nil {
+			t.Fatalf("listen: %v", err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		u, err := net.ListenPacket("udp", net.JoinHostPort(ip, fmt.Sprint(port)))
+		l.Close()
+		if err != nil {
+			continue
+		}
+		u.Close()
+		return port
+	}
+	t.Fatal("no free port")
+	return 0
+}
+
+// PBX is a running sekisho under test.
+type PBX struct {
+	Data    string // data directory
+	IP      string
+	Port    int // SIP port, UDP and TCP
+	cmd     *exec.Cmd
+	logMu   sync.Mutex
+	log     bytes.Buffer
+	done    chan struct{}
+	waitErr error
+}
+
+// SIPAddr is host:port of the PBX's SIP listener.
+func (p *PBX) SIPAddr() string { return net.JoinHostPort(p.IP, fmt.Sprint(p.Port)) }
+
+// Log returns what the server has written to stderr so far.
+func (p *PBX) Log() string {
+	p.logMu.Lock()
+	defer p.logMu.Unlock()
+	return p.log.String()
+}
+
+// startPBX starts sekisho on 127.0.0.1 with a fresh data directory and extra
+// serve flags; it is stopped (SIGTERM) when the test ends.
+func startPBX(t *testing.T, extra ...string) *PBX {
+	t.Helper()
+	p := &PBX{Data: t.TempDir(), IP: "127.0.0.1", done: make(chan struct{})}
+	p.Port = freePort(t, p.IP)
+	addr := p.SIPAddr()
+	args := append([]string{"serve", "--data", p.Data, "--sip-udp", addr, "--sip-tcp", addr,
+		"--grace", "2s", "--log-level", "debug"}, extra...)
+	p.cmd = exec.Command(binPath, args...)
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Stdout, p.cmd.Stderr = pw, pw
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start sekisho: %v", err)
+	}
+	pw.Close()
+	ready := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 64*1024), 1024*1024)
+		once := sync.Once{}
+		for sc.Scan() {
+			line := sc.Text()
+			p.logMu.Lock()
+			p.log.WriteString(line + "\n")
+			p.logMu.Unlock()
+			if strings.Contains(line, "sekisho ready") {
+				once.Do(func() { close(ready) })
+			}
+		}
+	}()
+	go func() { p.waitErr = p.cmd.Wait(); close(p.done) }()
+	select {
+	case <-ready:
+	case <-p.done:
+		t.Fatalf("sekisho exited before ready: %v\n%s", p.waitErr, p.Log())
+	case <-time.After(20 * time.Second):
+		p.cmd.Process.Kill()
+		t.Fatalf("sekisho not ready in 20s\n%s", p.Log())
+	}
+	t.Cleanup(func() { p.Stop(t) })
+	return p
+}
+
+// Stop sends SIGTERM and waits for a clean exit.
+func (p *PBX) Stop(t *testing.T) {
+	t.Helper()
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	p.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-p.done:
+		if p.waitErr != nil {
+			t.Errorf("sekisho exit: %v\n%s", p.waitErr, p.Log())
+		}
+	case <-time.After(15 * time.Second):
+		p.cmd.Process.Kill()
+		t.Errorf("sekisho did not stop in 15s\n%s", p.Log())
+	}
+	if t.Failed() {
+		t.Logf("sekisho log:\n%s", p.Log())
+	}
+}
+
+// run runs the sekisho CLI against this PBX's data directory.
+func (p *PBX) run(t *testing.T, args ...string) []byte {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	args = append(args, "--data", p.Data)
+	out, err := exec.CommandContext(ctx, binPath, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("sekisho %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// AddExt creates an extension and returns its generated password.
+func (p *PBX) AddExt(t *testing.T, number string, extra ...string) string {
+	t.Helper()
+	out := p.run(t, append([]string{"ext", "add", number, "--json"}, extra...)...)
+	var r struct {
+		Number   string `json:"number"`
+		Password string `json:"password"`
+	}
+	if err := json.Unmarshal(out, &r); err != nil || r.Password == "" {
+		t.Fatalf("ext add %s: bad output %q: %v", number, out, err)
+	}
+	return r.Password
+}
+
+// CDR mirrors one row of `sekisho cdr list --json`.
+type CDR struct {
+	ID           int64  `json:"id"`
+	CallID       string `json:"call_id"`
+	State        string `json:"state"`
+	Started      string `json:"started"`
+	Answered     string `json:"answered"`
+	Ended        string `json:"ended"`
+	DurationMS   int64  `json:"duration_ms"`
+	Caller       string `json:"caller"`
+	Source       string `json:"source"`
+	Dialled      string `json:"dialled"`
+	Callee       string `json:"callee"`
+	ResultCode   int    `json:"result_code"`
+	ResultReason string `json:"result_reason"`
+	HangupBy     string `json:"hangup_by"`
+}
+
+// CDRs returns all call records, newest first.
+func (p *PBX) CDRs(t *testing.T) []CDR {
+	t.Helper()
+	out := p.run(t, "cdr", "list", "--json", "--limit", "1000")
+	var rs []CDR
+	if err := json.Unmarshal(out, &rs); err != nil {
+		t.Fatalf("cdr list: bad output %q: %v", out, err)
+	}
+	return rs
+}
+
+// waitCDRs polls until cond holds for the records or the deadline passes.
+func (p *PBX) waitCDRs(t *testing.T, what string, cond func([]CDR) bool) []CDR {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		rs := p.CDRs(t)
+		if cond(rs) {
+			return rs
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("call records never showed %s; have %+v", what, rs)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
