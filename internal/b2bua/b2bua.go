@@ -227,27 +227,36 @@ func (b *B2BUA) Originate(req *sip.Request, tx sip.ServerTransaction, a *chain.A
 		return
 	}
 
-	// Answer the caller with the callee's session description.
-	aMu.Lock()
-	err = as.RespondSDP(winner.InviteResponse.Body())
-	aMu.Unlock()
+	// ACK the callee at once so it stops retransmitting its 200, then
+	// answer the caller with the callee's session description. The call
+	// is tracked before the caller is answered: sipgo's RespondSDP waits
+	// for the caller's ACK, which must find the call.
 	ackCtx, cancelAck := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancelAck()
-	if ackErr := winner.Ack(ackCtx); ackErr != nil {
-		log.Warn("b2bua: ACK to callee failed", "err", ackErr)
-	}
-	if err != nil {
-		// The caller went away between the callee's answer and ours.
-		winner.Bye(ackCtx)
-		rec.Finish(487, "b2bua: caller gone before answer: "+err.Error(), "caller")
-		return
+	if err := winner.Ack(ackCtx); err != nil {
+		log.Warn("b2bua: ACK to callee failed", "err", err)
 	}
 	rec.Answered()
 	rec.Update(func(c *store.CDR) { c.ResultCode = 200 })
 	call := &Call{a: as, bl: winner, rec: rec, log: log}
 	if !b.track(call) {
 		// Shutting down raced with the answer: end it cleanly.
-		b.hangup(call, "pbx", "b2bua: shutting down")
+		winner.Bye(ackCtx)
+		aMu.Lock()
+		as.Respond(503, response.Phrase(503), nil)
+		aMu.Unlock()
+		rec.Finish(503, "b2bua: shutting down", "pbx")
+		return
+	}
+	aMu.Lock()
+	err = as.RespondSDP(winner.InviteResponse.Body())
+	aMu.Unlock()
+	if err != nil {
+		// The caller never confirmed (no ACK in 64*T1) or went away
+		// between the callee's answer and ours.
+		log.Warn("b2bua: caller did not confirm the answer", "err", err)
+		b.hangup(call, "pbx", "b2bua: caller did not confirm answer: "+err.Error())
+		return
 	}
 	log.Info("b2bua: call answered")
 }
