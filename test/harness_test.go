@@ -87,6 +87,9 @@ type PBX struct {
 	log     bytes.Buffer
 	done    chan struct{}
 	waitErr error
+
+	secretsMu sync.Mutex
+	secrets   []string // every password the CLI printed; must never appear in the log
 }
 
 // SIPAddr is host:port of the PBX's SIP listener.
@@ -164,6 +167,15 @@ func (p *PBX) Stop(t *testing.T) {
 		p.cmd.Process.Kill()
 		t.Errorf("sekisho did not stop in 15s\n%s", p.Log())
 	}
+	// Secrets never reach the log, at any level (the tests run at debug).
+	log := p.Log()
+	p.secretsMu.Lock()
+	for _, s := range p.secrets {
+		if strings.Contains(log, s) {
+			t.Errorf("a SIP password appears in the server log")
+		}
+	}
+	p.secretsMu.Unlock()
 	if t.Failed() {
 		t.Logf("sekisho log:\n%s", p.Log())
 	}
@@ -193,6 +205,9 @@ func (p *PBX) AddExt(t *testing.T, number string, extra ...string) string {
 	if err := json.Unmarshal(out, &r); err != nil || r.Password == "" {
 		t.Fatalf("ext add %s: bad output %q: %v", number, out, err)
 	}
+	p.secretsMu.Lock()
+	p.secrets = append(p.secrets, r.Password)
+	p.secretsMu.Unlock()
 	return r.Password
 }
 
