@@ -46,11 +46,11 @@ and --json for machine-readable output.
 // the process exit code.
 func Main(args []string, env Env) int {
 	err := run(args, env)
-	if err == nil {
-		return 0
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return 0 // --help printed the usage it was asked for
 	}
 	fmt.Fprintln(env.Stderr, "sekisho:", err)
-	if errors.Is(err, ErrUsage) || errors.Is(err, flag.ErrHelp) {
+	if errors.Is(err, ErrUsage) {
 		return 2
 	}
 	return 1
@@ -82,6 +82,9 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
 			return nil, fmt.Errorf("%w: %v", ErrUsage, err)
 		}
 		args = fs.Args()
