@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,6 +37,11 @@ type Config struct {
 	Port        int    // advertised SIP port
 	RingTimeout time.Duration
 	Log         *slog.Logger
+	// UDPLocal is the SIP UDP listener's address. Legs over UDP are sent
+	// from it, so a phone sees requests from the address it registered
+	// with (NAT bindings and phone-side ACLs expect that), not from an
+	// ephemeral port.
+	UDPLocal *net.UDPAddr
 }
 
 // B2BUA holds the calls in progress. It is safe for concurrent use.
@@ -214,7 +220,7 @@ func (b *B2BUA) Originate(req *sip.Request, tx sip.ServerTransaction, a *chain.A
 	}
 
 	if winner == nil {
-		code, reason := b.failure(as.Context(), ringCtx, failures)
+		code, reason, by := b.failure(as.Context(), ringCtx, failures)
 		if code == 487 {
 			// The transaction layer already answered the CANCEL and 487.
 			rec.Finish(487, "b2bua: caller cancelled", "caller")
@@ -223,7 +229,7 @@ func (b *B2BUA) Originate(req *sip.Request, tx sip.ServerTransaction, a *chain.A
 		aMu.Lock()
 		as.Respond(code, response.Phrase(code), nil)
 		aMu.Unlock()
-		rec.Finish(code, reason, "")
+		rec.Finish(code, reason, by)
 		return
 	}
 
@@ -298,16 +304,20 @@ func (b *B2BUA) newInvite(req *sip.Request, a *chain.Attempt, t chain.Target, ma
 	if t.Transport != "" {
 		inv.SetTransport(t.Transport)
 	}
+	if u := b.cfg.UDPLocal; u != nil && (t.Transport == "" || t.Transport == "UDP") {
+		inv.Laddr = sip.Addr{IP: u.IP, Port: u.Port}
+	}
 	return inv, nil
 }
 
-// failure picks the caller's final response when no fork answered.
-func (b *B2BUA) failure(callerCtx, ringCtx context.Context, errs []error) (int, string) {
+// failure picks the caller's final response when no fork answered, the
+// reason for the record, and who ended the attempt.
+func (b *B2BUA) failure(callerCtx, ringCtx context.Context, errs []error) (int, string, string) {
 	if callerCtx.Err() != nil {
-		return 487, ""
+		return 487, "", "caller"
 	}
 	if errors.Is(ringCtx.Err(), context.DeadlineExceeded) {
-		return 480, "b2bua: no answer within ring timeout"
+		return 480, "b2bua: no answer within ring timeout", "pbx"
 	}
 	best, reason := 0, ""
 	for _, err := range errs {
@@ -321,14 +331,17 @@ func (b *B2BUA) failure(callerCtx, ringCtx context.Context, errs []error) (int, 
 		code := de.Res.StatusCode
 		switch {
 		case code >= 600:
-			return code, fmt.Sprintf("b2bua: callee answered %d", code)
+			return callerStatus(code), fmt.Sprintf("b2bua: callee answered %d", code), "callee"
 		case code == 486:
 			best, reason = 486, "b2bua: callee busy"
 		case best == 0:
 			best, reason = code, fmt.Sprintf("b2bua: callee answered %d", code)
 		}
 	}
-	return callerStatus(best), reason
+	if best == 0 {
+		return 480, reason, "pbx"
+	}
+	return callerStatus(best), reason, "callee"
 }
 
 // callerStatus maps a callee's failure to what the caller is told. A

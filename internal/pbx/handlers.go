@@ -225,9 +225,9 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		s.log.Info("pbx: call refused", "caller", a.Caller, "dialled", a.Dialled, "source", a.Source, "reason", a.Reasons())
 		if res := response.ForVerdict(req, v); res != nil {
 			tx.Respond(res)
-			rec.Finish(res.StatusCode, a.Reasons(), "")
+			rec.Finish(res.StatusCode, a.Reasons(), "pbx")
 		} else {
-			rec.Finish(0, a.Reasons(), "")
+			rec.Finish(0, a.Reasons(), "pbx")
 		}
 		return
 	}

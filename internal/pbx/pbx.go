@@ -124,10 +124,14 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("pbx: sip client: %w", err)
 	}
-	s.b2b = b2bua.New(b2bua.Config{
+	bcfg := b2bua.Config{
 		Client: s.client, Host: host, Port: port,
 		RingTimeout: time.Duration(cfg.RingTimeout), Log: log,
-	})
+	}
+	if udp != nil {
+		bcfg.UDPLocal = udp.LocalAddr().(*net.UDPAddr)
+	}
+	s.b2b = b2bua.New(bcfg)
 	s.routes()
 
 	cdrCtx, stopCDR := context.WithCancel(context.Background())

@@ -28,10 +28,13 @@ type CDR struct {
 	Caller       string // authenticated extension, or "" if the attempt never authenticated
 	Source       string // transport address the attempt came from
 	Dialled      string // the dialled string as received, for evidence only
-	Callee       string // resolved destination (extension), "" if none
+	Callee       string // canonical destination decided on (the extension number), "" if the dialled text was invalid
 	ResultCode   int    // final SIP status given to the caller
 	ResultReason string // internal reason (verdict trail), never sent to peers
-	HangupBy     string // caller, callee, pbx, or "" if never answered
+	// HangupBy is who ended the attempt: "caller" (BYE or CANCEL),
+	// "callee" (BYE, or a busy/decline answer), "pbx" (refused by the
+	// chain, ring timeout, unreachable callee, shutdown).
+	HangupBy string
 }
 
 func nullMilli(t time.Time) sql.NullInt64 {
