@@ -146,6 +146,17 @@ func TestSIPpCall(t *testing.T) {
 			calleeGot: []string{"ACK ", "SIP/2.0 200"},
 		},
 		{
+			// re-INVITEs are relayed both ways with their SDP, and the
+			// PBX ACKs the callee's 200 to each itself.
+			name: "hold and resume",
+			uas:  "uas_answer_hold.xml", uac: "uac_call_hold.xml",
+			want: with(func(w *cdrWant) {
+				w.ResultCode, w.Answered, w.HangupBy = 200, true, oneOf{"caller"}
+			}),
+			callerGot: []string{"SIP/2.0 200"},
+			calleeGot: []string{"ACK ", "INVITE ", "BYE "},
+		},
+		{
 			name: "busy",
 			uas:  "uas_busy.xml", uac: "uac_reject.xml",
 			sets: map[string]string{"want": "486"},
@@ -258,7 +269,14 @@ func checkCalleeLeg(t *testing.T, caller, callee *sippResult, uasPort int) {
 		t.Errorf("caller sent no INVITE\n%s", caller.report())
 		return
 	}
+	// The initial INVITE that carried credentials; re-INVITEs come later.
 	authed := sent[len(sent)-1]
+	for _, m := range sent {
+		if m.header("Proxy-Authorization") != "" {
+			authed = m
+			break
+		}
+	}
 
 	wantRURI := fmt.Sprintf("INVITE sip:202@%s:%d SIP/2.0", calleeIP, uasPort)
 	if got.First != wantRURI {
