@@ -29,8 +29,15 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binPath = filepath.Join(dir, "sekisho")
-	build := exec.Command("go", "build", "-o", binPath, "../cmd/sekisho")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	args := []string{"build", "-o", binPath}
+	env := append(os.Environ(), "CGO_ENABLED=0")
+	if raceEnabled {
+		// The race detector needs cgo; the shipped binary does not.
+		args = append(args, "-race")
+		env = append(os.Environ(), "CGO_ENABLED=1")
+	}
+	build := exec.Command("go", append(args, "../cmd/sekisho")...)
+	build.Env = env
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build sekisho:", err)
