@@ -86,7 +86,7 @@ machine_info() {
 
 # build_sekisho builds the server into $tmp/sekisho.
 build_sekisho() {
-	(cd "$repo_root" && CGO_ENABLED=0 go build -o "$tmp/sekisho" ./cmd/sekisho)
+	if [[ -n ${SEKISHO_BIN:-} ]]; then cp "$SEKISHO_BIN" "$tmp/sekisho"; else (cd "$repo_root" && CGO_ENABLED=0 go build -o "$tmp/sekisho" ./cmd/sekisho); fi
 	data=$tmp/data
 	mkdir -p "$data"
 }

@@ -78,8 +78,7 @@ func scanExtension(row interface{ Scan(...any) error }) (Extension, error) {
 
 // Extension looks up one extension by number.
 func (s *Store) Extension(ctx context.Context, number string) (Extension, error) {
-	e, err := scanExtension(s.db.QueryRowContext(ctx,
-		`SELECT `+extColumns+` FROM extensions WHERE number = ?`, number))
+	e, err := scanExtension(s.extByNumber.QueryRowContext(ctx, number))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Extension{}, fmt.Errorf("extension %s: %w", number, ErrNotFound)
 	}
