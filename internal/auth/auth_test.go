@@ -1,0 +1,69 @@
+package auth
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	icdigest "github.com/icholy/digest"
+
+	"github.com/sekisho/sekisho/internal/chain"
+	"github.com/sekisho/sekisho/internal/credential"
+	"github.com/sekisho/sekisho/internal/digest"
+	"github.com/sekisho/sekisho/internal/store"
+)
+
+type accounts map[string]store.Extension
+
+func (a accounts) Extension(_ context.Context, n string) (store.Extension, error) {
+	if e, ok := a[n]; ok {
+		return e, nil
+	}
+	return store.Extension{}, store.ErrNotFound
+}
+
+func TestStage(t *testing.T) {
+	v, err := digest.New("sekisho", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pw := "a-password-of-some-length"
+	ext := func(n, realm string) store.Extension {
+		return store.Extension{Number: n, Realm: realm, Digest: "md5",
+			HA1MD5: credential.HA1(credential.MD5, n, realm, pw), HA1SHA256: credential.HA1(credential.SHA256, n, realm, pw)}
+	}
+	a := New(v, accounts{"201": ext("201", "sekisho"), "209": ext("209", "old-realm")}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	answer := func(user string) string {
+		ch, _ := icdigest.ParseChallenge(v.DefaultChallenges(false)[0])
+		cr, _ := icdigest.Digest(ch, icdigest.Options{Method: "INVITE", URI: "sip:202@pbx", Username: user, Password: pw, Count: 1})
+		return cr.String()
+	}
+	tests := []struct {
+		name   string
+		from   string
+		header string
+		action chain.Action
+		caller string
+	}{
+		{"no credentials", "201", "", chain.Challenge, ""},
+		{"good", "201", answer("201"), chain.Continue, "201"},
+		// Authenticated as 201 but claiming to be 202 in From.
+		{"caller id spoof", "202", answer("201"), chain.Reject, ""},
+		{"hash for another realm never verifies", "209", answer("209"), chain.Challenge, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			at := &chain.Attempt{Method: "INVITE", FromUser: tt.from, AuthHeader: tt.header}
+			got := Stage{A: a}.Run(context.Background(), at)
+			if got.Action != tt.action || at.Caller != tt.caller {
+				t.Fatalf("%v caller %q (%s), want %v caller %q", got.Action, at.Caller, got.Reason, tt.action, tt.caller)
+			}
+			if got.Action == chain.Challenge && (len(got.Challenges) == 0 || !strings.Contains(got.Challenges[0], `qop="auth"`)) {
+				t.Fatalf("challenge without qop=auth: %v", got.Challenges)
+			}
+		})
+	}
+}

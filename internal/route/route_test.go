@@ -1,0 +1,50 @@
+package route
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/sekisho/sekisho/internal/chain"
+	"github.com/sekisho/sekisho/internal/registrar"
+	"github.com/sekisho/sekisho/internal/store"
+)
+
+type accounts map[string]bool
+
+func (a accounts) Extension(_ context.Context, n string) (store.Extension, error) {
+	if n == "broken" {
+		return store.Extension{}, errors.New("disk on fire")
+	}
+	if a[n] {
+		return store.Extension{Number: n}, nil
+	}
+	return store.Extension{}, store.ErrNotFound
+}
+
+func TestRoute(t *testing.T) {
+	reg := registrar.New(registrar.Limits{})
+	reg.Apply(registrar.Request{AOR: "202", CallID: "c", CSeq: 1, Transport: "UDP",
+		Changes: []registrar.Change{{Contact: "sip:202@127.0.0.2:5060", Expires: time.Hour}, {Contact: "sip:x@127.0.0.4:5062", Expires: time.Hour}}})
+	s := Stage{Accounts: accounts{"202": true, "203": true}, Locations: reg}
+	tests := []struct {
+		kind    chain.Kind
+		number  string
+		status  int
+		targets int
+	}{
+		{chain.KindExtension, "202", 0, 2},
+		{chain.KindExtension, "203", 480, 0},
+		{chain.KindExtension, "299", 404, 0},
+		{chain.KindExtension, "broken", 500, 0},
+		{chain.KindInvalid, "", 404, 0},
+	}
+	for _, tt := range tests {
+		a := &chain.Attempt{Dest: chain.Destination{Kind: tt.kind, Number: tt.number}}
+		v := s.Run(context.Background(), a)
+		if v.Status != tt.status || len(a.Targets) != tt.targets {
+			t.Errorf("%s %s: status %d targets %d, want %d %d (%s)", tt.kind, tt.number, v.Status, len(a.Targets), tt.status, tt.targets, v.Reason)
+		}
+	}
+}
