@@ -12,6 +12,7 @@ import (
 	"github.com/sekisho/sekisho/internal/credential"
 	"github.com/sekisho/sekisho/internal/digest"
 	"github.com/sekisho/sekisho/internal/store"
+	"github.com/sekisho/sekisho/internal/trunk"
 )
 
 // Accounts looks extensions up. *store.Store satisfies it.
@@ -73,14 +74,33 @@ func (a *Authenticator) Verdict(ctx context.Context, r digest.Result, claimedUse
 	}
 }
 
+// Trunks identifies requests from carrier trunks by source address.
+type Trunks interface {
+	FromSource(source string) (trunk.Trunk, bool)
+}
+
 // Stage is the authenticate stage of the call chain.
-type Stage struct{ A *Authenticator }
+type Stage struct {
+	A      *Authenticator
+	Trunks Trunks // nil: no trunks
+}
 
 // Name implements chain.Stage.
 func (Stage) Name() string { return "auth" }
 
-// Run implements chain.Stage. On success it sets a.Caller.
+// Run implements chain.Stage. On success it sets a.Caller, and a.Trunk for
+// a request from a carrier.
 func (s Stage) Run(ctx context.Context, a *chain.Attempt) chain.Verdict {
+	if s.Trunks != nil {
+		if t, ok := s.Trunks.FromSource(a.Source); ok {
+			// A carrier does not answer digest challenges: its source
+			// address is its identity. What it may reach is limited
+			// later (tollgate: DIDs only, never back out).
+			a.Trunk = t.Name
+			a.Caller = callingNumber(a.FromUser)
+			return chain.Pass("auth: trunk " + t.Name + " at " + a.Source)
+		}
+	}
 	r := s.A.Check(ctx, a.Method, a.AuthHeader)
 	v := s.A.Verdict(ctx, r, a.FromUser)
 	if v.Action != chain.Continue {
@@ -94,4 +114,21 @@ func (s Stage) Run(ctx context.Context, a *chain.Attempt) chain.Verdict {
 	}
 	a.Caller = r.User
 	return v
+}
+
+// callingNumber keeps a carrier-supplied calling number only if it is
+// digits (optional leading +); anything else becomes "anonymous", so no
+// text from outside travels on into records or the callee's display.
+func callingNumber(from string) string {
+	if len(from) < 2 || len(from) > 16 {
+		return "anonymous"
+	}
+	for i := 0; i < len(from); i++ {
+		c := from[i]
+		if c >= '0' && c <= '9' || (i == 0 && c == '+') {
+			continue
+		}
+		return "anonymous"
+	}
+	return from
 }

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,6 +29,7 @@ import (
 	"github.com/sekisho/sekisho/internal/chain"
 	"github.com/sekisho/sekisho/internal/response"
 	"github.com/sekisho/sekisho/internal/store"
+	"github.com/sekisho/sekisho/internal/trunk"
 )
 
 // Config is what the B2BUA needs from the wiring.
@@ -42,6 +44,14 @@ type Config struct {
 	// with (NAT bindings and phone-side ACLs expect that), not from an
 	// ephemeral port.
 	UDPLocal *net.UDPAddr
+	// Trunks gives trunk details and credentials for trunk targets.
+	Trunks Trunks
+}
+
+// Trunks is what the B2BUA needs to place a call on a carrier trunk.
+type Trunks interface {
+	Get(name string) (trunk.Trunk, bool)
+	Password(t trunk.Trunk) (string, error)
 }
 
 // B2BUA holds the calls in progress. It is safe for concurrent use.
@@ -173,15 +183,16 @@ func (b *B2BUA) Originate(req *sip.Request, tx sip.ServerTransaction, a *chain.A
 	for i, t := range a.Targets {
 		ctx, cancel := context.WithCancel(ringCtx)
 		forkCtx[i] = cancel
-		inv, err := b.newInvite(req, a, t, maxFwd)
+		inv, opts, err := b.newLeg(req, a, t, maxFwd)
 		if err != nil {
 			results <- result{err: err}
 			continue
 		}
+		opts.OnResponse = provisional
 		go func() {
 			s, err := b.uaB.WriteInvite(ctx, inv)
 			if err == nil {
-				err = s.WaitAnswer(ctx, sipgo.AnswerOptions{OnResponse: provisional})
+				err = s.WaitAnswer(ctx, opts)
 			}
 			results <- result{s: s, err: err}
 		}()
@@ -220,7 +231,7 @@ func (b *B2BUA) Originate(req *sip.Request, tx sip.ServerTransaction, a *chain.A
 	}
 
 	if winner == nil {
-		code, reason, by := b.failure(as.Context(), ringCtx, failures)
+		code, reason, by := b.failure(as.Context(), ringCtx, failures, len(a.Targets) > 0 && a.Targets[0].Trunk != "")
 		if code == 487 {
 			// The transaction layer already answered the CANCEL and 487.
 			rec.Finish(487, "b2bua: caller cancelled", "caller")
@@ -267,24 +278,55 @@ func (b *B2BUA) Originate(req *sip.Request, tx sip.ServerTransaction, a *chain.A
 	log.Info("b2bua: call answered")
 }
 
-// newInvite builds the B leg INVITE toward target t from the chain's
-// decision. Only the SDP body is taken from the caller's request.
-func (b *B2BUA) newInvite(req *sip.Request, a *chain.Attempt, t chain.Target, maxFwd int) (*sip.Request, error) {
-	var ruri sip.Uri
-	if err := sip.ParseUri(t.Contact, &ruri); err != nil {
-		return nil, fmt.Errorf("b2bua: registered contact %q: %w", t.Contact, err)
+// newLeg builds the B leg INVITE toward target t from the chain's
+// decision, and the answer options (carrier credentials for a trunk). Only
+// the SDP body is taken from the caller's request.
+func (b *B2BUA) newLeg(req *sip.Request, a *chain.Attempt, t chain.Target, maxFwd int) (*sip.Request, sipgo.AnswerOptions, error) {
+	var opts sipgo.AnswerOptions
+	var ruri, fromURI, toURI sip.Uri
+	display := a.Caller
+	var pai *sip.Uri
+	if t.Trunk != "" {
+		tr, ok := b.cfg.Trunks.Get(t.Trunk)
+		if !ok {
+			return nil, opts, fmt.Errorf("b2bua: trunk %s is gone", t.Trunk)
+		}
+		// The carrier sees the canonical number and the trunk's own
+		// caller ID: nothing the caller typed or claimed in From.
+		ruri = sip.Uri{Scheme: "sip", User: t.Number, Host: tr.Host, Port: tr.Port}
+		if tr.Transport == "tcp" {
+			ruri.UriParams = sip.NewParams()
+			ruri.UriParams.Add("transport", "tcp")
+		}
+		cid := tr.CallerID
+		if cid == "" {
+			cid = tr.Username
+		}
+		if cid == "" {
+			cid = "anonymous"
+		}
+		display = cid
+		fromURI = sip.Uri{Scheme: "sip", User: cid, Host: tr.Host}
+		toURI = sip.Uri{Scheme: "sip", User: t.Number, Host: tr.Host}
+		pai = &sip.Uri{Scheme: "sip", User: cid, Host: tr.Host}
+		if tr.Username != "" {
+			pw, err := b.cfg.Trunks.Password(tr)
+			if err != nil {
+				return nil, opts, err
+			}
+			opts.Username, opts.Password = tr.Username, pw
+		}
+	} else {
+		if err := sip.ParseUri(t.Contact, &ruri); err != nil {
+			return nil, opts, fmt.Errorf("b2bua: registered contact %q: %w", t.Contact, err)
+		}
+		fromURI = sip.Uri{Scheme: "sip", User: a.Caller, Host: b.cfg.Host, Port: b.cfg.Port}
+		toURI = sip.Uri{Scheme: "sip", User: t.Extension, Host: b.cfg.Host, Port: b.cfg.Port}
 	}
 	inv := sip.NewRequest(sip.INVITE, ruri)
-	from := &sip.FromHeader{
-		DisplayName: a.Caller,
-		Address:     sip.Uri{Scheme: "sip", User: a.Caller, Host: b.cfg.Host, Port: b.cfg.Port},
-		Params:      sip.NewParams(),
-	}
+	from := &sip.FromHeader{DisplayName: display, Address: fromURI, Params: sip.NewParams()}
 	from.Params.Add("tag", sip.GenerateTagN(16))
-	to := &sip.ToHeader{
-		Address: sip.Uri{Scheme: "sip", User: t.Extension, Host: b.cfg.Host, Port: b.cfg.Port},
-		Params:  sip.NewParams(),
-	}
+	to := &sip.ToHeader{Address: toURI, Params: sip.NewParams()}
 	callID := sip.CallIDHeader(uuid.NewString())
 	mf := sip.MaxForwardsHeader(maxFwd)
 	inv.AppendHeader(from)
@@ -295,6 +337,9 @@ func (b *B2BUA) newInvite(req *sip.Request, a *chain.Attempt, t chain.Target, ma
 	ct := b.contact
 	inv.AppendHeader(&ct)
 	inv.AppendHeader(sip.NewHeader("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO"))
+	if pai != nil {
+		inv.AppendHeader(sip.NewHeader("P-Asserted-Identity", "<"+pai.String()+">"))
+	}
 	if body := req.Body(); len(body) > 0 {
 		if rct := req.ContentType(); rct != nil {
 			inv.AppendHeader(sip.HeaderClone(rct))
@@ -302,17 +347,17 @@ func (b *B2BUA) newInvite(req *sip.Request, a *chain.Attempt, t chain.Target, ma
 		inv.SetBody(body)
 	}
 	if t.Transport != "" {
-		inv.SetTransport(t.Transport)
+		inv.SetTransport(strings.ToUpper(t.Transport))
 	}
-	if u := b.cfg.UDPLocal; u != nil && (t.Transport == "" || t.Transport == "UDP") {
+	if u := b.cfg.UDPLocal; u != nil && (t.Transport == "" || strings.EqualFold(t.Transport, "udp")) {
 		inv.Laddr = sip.Addr{IP: u.IP, Port: u.Port}
 	}
-	return inv, nil
+	return inv, opts, nil
 }
 
 // failure picks the caller's final response when no fork answered, the
 // reason for the record, and who ended the attempt.
-func (b *B2BUA) failure(callerCtx, ringCtx context.Context, errs []error) (int, string, string) {
+func (b *B2BUA) failure(callerCtx, ringCtx context.Context, errs []error, trunkLeg bool) (int, string, string) {
 	if callerCtx.Err() != nil {
 		return 487, "", "caller"
 	}
@@ -331,7 +376,7 @@ func (b *B2BUA) failure(callerCtx, ringCtx context.Context, errs []error) (int, 
 		code := de.Res.StatusCode
 		switch {
 		case code >= 600:
-			return callerStatus(code), fmt.Sprintf("b2bua: callee answered %d", code), "callee"
+			return callerStatus(code, trunkLeg), fmt.Sprintf("b2bua: callee answered %d", code), "callee"
 		case code == 486:
 			best, reason = 486, "b2bua: callee busy"
 		case best == 0:
@@ -339,19 +384,32 @@ func (b *B2BUA) failure(callerCtx, ringCtx context.Context, errs []error) (int, 
 		}
 	}
 	if best == 0 {
+		if trunkLeg {
+			// A carrier that does not answer: the network is unavailable.
+			return 503, reason, "pbx"
+		}
 		return 480, reason, "pbx"
 	}
-	return callerStatus(best), reason, "callee"
+	return callerStatus(best, trunkLeg), reason, "callee"
 }
 
 // callerStatus maps a callee's failure to what the caller is told. A
-// redirect or an authentication demand from a phone is never passed on:
-// following a 3xx would let a callee send the call to a destination the
-// chain never approved.
-func callerStatus(code int) int {
+// redirect or an authentication demand is never passed on: following a
+// 3xx would let a callee send the call to a destination the chain never
+// approved. From a carrier, "no such number" is worth telling the caller;
+// its server errors and a refusal of our credentials become 503.
+func callerStatus(code int, trunkLeg bool) int {
 	switch code {
 	case 486, 488, 600, 603, 606:
 		return code
+	}
+	if trunkLeg {
+		switch {
+		case code == 404 || code == 484:
+			return code
+		case code == 401 || code == 407 || code >= 500:
+			return 503
+		}
 	}
 	return 480
 }

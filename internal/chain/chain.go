@@ -134,7 +134,8 @@ type Attempt struct {
 	AuthHeader string // Proxy-Authorization value, "" if none
 
 	// Set by the authenticate stage.
-	Caller string // authenticated extension
+	Caller string // authenticated extension, or the calling number a trunk presented
+	Trunk  string // the trunk the request came from, identified by source address; "" for phones
 
 	// Set by the canonicalise stage: the one parse of Dialled.
 	Dest Destination
@@ -158,10 +159,16 @@ func (a *Attempt) Reasons() string {
 // Kind is the class of a canonical destination.
 type Kind string
 
-// Kinds of destination. The toll gate issue adds the public-network kinds.
+// Kinds of destination. The toll gate issue refines the public-network
+// kinds; until then KindDomestic is the only one that can leave.
 const (
 	KindInvalid   Kind = "invalid"
 	KindExtension Kind = "extension"
+	// KindDID is a number the carrier delivered to us (inbound only).
+	KindDID Kind = "did"
+	// KindDomestic is a national number dialled with the outside-line
+	// prefix, checked against the region's strict domestic pattern.
+	KindDomestic Kind = "domestic"
 )
 
 // Destination is the canonical form of what was dialled.
@@ -170,10 +177,26 @@ type Destination struct {
 	Number string // canonical number: the extension number for KindExtension
 }
 
-// Target is one place to ring.
+// Direction of a call relative to the PBX.
+func (a *Attempt) Direction() string {
+	switch {
+	case a.Trunk != "":
+		return "inbound"
+	case len(a.Targets) > 0 && a.Targets[0].Trunk != "":
+		return "outbound"
+	}
+	return "internal"
+}
+
+// Target is one place to ring: a registered contact of an extension, or a
+// carrier trunk.
 type Target struct {
-	Extension string
+	Extension string // the extension rung ("" for a trunk)
 	Contact   string // Contact URI exactly as registered
 	Transport string
 	Source    string
+
+	// For a trunk target.
+	Trunk  string // trunk name
+	Number string // the canonical number sent to the carrier, and nothing else
 }

@@ -24,6 +24,11 @@ type cdrJSON struct {
 	ResultCode   int    `json:"result_code"`
 	ResultReason string `json:"result_reason"`
 	HangupBy     string `json:"hangup_by"`
+	Direction    string `json:"direction"`
+	Trunk        string `json:"trunk,omitempty"`
+	SentNumber   string `json:"sent_number,omitempty"`
+	PacketsAtoB  uint64 `json:"packets_a_to_b"`
+	PacketsBtoA  uint64 `json:"packets_b_to_a"`
 }
 
 func ts(t time.Time) string {
@@ -72,15 +77,16 @@ func cdrCmd(args []string, env Env) error {
 			out = append(out, cdrJSON{ID: r.ID, CallID: r.CallID, State: r.State, Started: ts(r.Started),
 				Answered: ts(r.Answered), Ended: ts(r.Ended), DurationMS: r.Duration.Milliseconds(),
 				Caller: r.Caller, Source: r.Source, Dialled: r.Dialled, Callee: r.Callee,
-				ResultCode: r.ResultCode, ResultReason: r.ResultReason, HangupBy: r.HangupBy})
+				ResultCode: r.ResultCode, ResultReason: r.ResultReason, HangupBy: r.HangupBy,
+				Direction: r.Direction, Trunk: r.Trunk, SentNumber: r.SentNumber, PacketsAtoB: r.PacketsAtoB, PacketsBtoA: r.PacketsBtoA})
 		}
 		return printJSON(env.Stdout, out)
 	}
 	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tSTARTED\tCALLER\tDIALLED\tCALLEE\tRESULT\tDURATION\tHANGUP\tSTATE")
+	fmt.Fprintln(tw, "ID\tSTARTED\tDIRECTION\tCALLER\tDIALLED\tCALLEE\tSENT\tRESULT\tDURATION\tHANGUP\tSTATE")
 	for _, r := range rs {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", r.ID, r.Started.Format("2006-01-02 15:04:05"),
-			r.Caller, r.Dialled, r.Callee, r.ResultCode, r.Duration.Round(time.Second), r.HangupBy, r.State)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", r.ID, r.Started.Format("2006-01-02 15:04:05"), r.Direction,
+			r.Caller, r.Dialled, r.Callee, r.SentNumber, r.ResultCode, r.Duration.Round(time.Second), r.HangupBy, r.State)
 	}
 	return tw.Flush()
 }

@@ -36,7 +36,14 @@ Commands:
   sekisho ext list
   sekisho ext del NUMBER
   sekisho ext passwd NUMBER [--password-file FILE]
-  sekisho cdr list [--limit N]
+  sekisho trunk add NAME --peer HOST:PORT [--transport udp|tcp] [--username U --password-file F]
+                         [--register] [--caller-id NUMBER]
+  sekisho trunk list
+  sekisho trunk del NAME
+  sekisho did add NUMBER --ext EXT
+  sekisho did list
+  sekisho did del NUMBER
+  sekisho cdr list [--limit N] [--since DURATION]
 
 Every command takes --data DIR (default $SEKISHO_DATA or ./sekisho-data)
 and --json for machine-readable output.
@@ -68,6 +75,10 @@ func run(args []string, env Env) error {
 		return ext(args[1:], env)
 	case "cdr":
 		return cdrCmd(args[1:], env)
+	case "trunk":
+		return trunk(args[1:], env)
+	case "did":
+		return did(args[1:], env)
 	case "help", "-h", "--help":
 		fmt.Fprint(env.Stdout, usage)
 		return nil

@@ -19,17 +19,18 @@ import (
 
 // Config is the `sekisho serve` configuration. JSON keys match flag names.
 type Config struct {
-	Data        string   `json:"data"`
-	SIPUDP      string   `json:"sip-udp"`
-	SIPTCP      string   `json:"sip-tcp"`
-	Advertise   string   `json:"advertise"`
-	RTPPorts    string   `json:"rtp-ports"`
-	Region      string   `json:"region"`
-	Realm       string   `json:"realm"`
-	RingTimeout Duration `json:"ring-timeout"`
-	Grace       Duration `json:"grace"`
-	UDPBuffer   int      `json:"udp-buffer"`
-	LogLevel    string   `json:"log-level"`
+	Data          string   `json:"data"`
+	SIPUDP        string   `json:"sip-udp"`
+	SIPTCP        string   `json:"sip-tcp"`
+	Advertise     string   `json:"advertise"`
+	RTPPorts      string   `json:"rtp-ports"`
+	Region        string   `json:"region"`
+	OutsidePrefix string   `json:"outside-prefix"`
+	Realm         string   `json:"realm"`
+	RingTimeout   Duration `json:"ring-timeout"`
+	Grace         Duration `json:"grace"`
+	UDPBuffer     int      `json:"udp-buffer"`
+	LogLevel      string   `json:"log-level"`
 }
 
 // Duration is a time.Duration written as "30s" in JSON.
@@ -67,16 +68,17 @@ func DefaultData() string {
 // otherwise: SIP on UDP and TCP port 5060 on all addresses, region JP.
 func Default() Config {
 	return Config{
-		Data:        DefaultData(),
-		SIPUDP:      "0.0.0.0:5060",
-		SIPTCP:      "0.0.0.0:5060",
-		RTPPorts:    "10000-20000",
-		Region:      "JP",
-		Realm:       "sekisho",
-		RingTimeout: Duration(60 * time.Second),
-		Grace:       Duration(30 * time.Second),
-		UDPBuffer:   16 << 20,
-		LogLevel:    "info",
+		Data:          DefaultData(),
+		SIPUDP:        "0.0.0.0:5060",
+		SIPTCP:        "0.0.0.0:5060",
+		RTPPorts:      "10000-20000",
+		Region:        "JP",
+		OutsidePrefix: "0",
+		Realm:         "sekisho",
+		RingTimeout:   Duration(60 * time.Second),
+		Grace:         Duration(30 * time.Second),
+		UDPBuffer:     16 << 20,
+		LogLevel:      "info",
 	}
 }
 
@@ -88,6 +90,7 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.Advertise, "advertise", c.Advertise, "host or IP to put in Contact and Via (default: the listen IP, or this host's first non-loopback IPv4)")
 	fs.StringVar(&c.RTPPorts, "rtp-ports", c.RTPPorts, "RTP port range LOW-HIGH for relayed media")
 	fs.StringVar(&c.Region, "region", c.Region, "ISO 3166 region whose dialling rules apply (e.g. JP)")
+	fs.StringVar(&c.OutsidePrefix, "outside-prefix", c.OutsidePrefix, "digits dialled before a public number to get an outside line (0 in Japan)")
 	fs.StringVar(&c.Realm, "realm", c.Realm, "digest realm; changing it invalidates every extension's stored hashes")
 	fs.Var((*durationFlag)(&c.RingTimeout), "ring-timeout", "how long a callee may ring before the caller gets 480")
 	fs.Var((*durationFlag)(&c.Grace), "grace", "on SIGTERM, how long calls in progress may continue before they are hung up")
@@ -147,6 +150,9 @@ func (c *Config) Validate() error {
 	}
 	if len(c.Region) != 2 || strings.ToUpper(c.Region) != c.Region {
 		return fmt.Errorf("config: region: %q: want a two-letter upper-case ISO 3166 code such as JP", c.Region)
+	}
+	if len(c.OutsidePrefix) > 2 || strings.Trim(c.OutsidePrefix, "0123456789") != "" {
+		return fmt.Errorf("config: outside-prefix: %q: want zero to two digits, such as 0", c.OutsidePrefix)
 	}
 	if c.Realm == "" || strings.ContainsAny(c.Realm, "\"\\\r\n") {
 		return fmt.Errorf("config: realm: %q: want a non-empty name without quotes or backslashes", c.Realm)

@@ -3,14 +3,16 @@
 // dialled text again, so no later stage and no outgoing leg can read the
 // string differently from the decision that was made on it.
 //
-// In this version only extensions are classified; everything else is
-// invalid and denied. The toll gate issue adds public-network numbers.
+// It knows extensions, numbers a carrier delivers (DIDs), and, until the
+// toll gate issue brings full classification, one strict domestic pattern
+// for outbound calls. Everything else is invalid and denied.
 package dialplan
 
 import (
 	"context"
 	"fmt"
 	"net/url"
+	"strings"
 
 	"github.com/sekisho/sekisho/internal/chain"
 )
@@ -31,11 +33,67 @@ var emergency = map[string][]string{
 
 // Plan holds the region's rules. It is immutable after New.
 type Plan struct {
-	region string
+	region        string
+	outsidePrefix string
 }
 
-// New returns a Plan for region (ISO 3166 alpha-2, e.g. "JP").
-func New(region string) *Plan { return &Plan{region: region} }
+// New returns a Plan for region (ISO 3166 alpha-2, e.g. "JP") with the
+// default outside-line prefix "0".
+func New(region string) *Plan { return &Plan{region: region, outsidePrefix: "0"} }
+
+// WithOutsidePrefix returns a copy of p using prefix to reach the public
+// network (digits only; "" means numbers are dialled without one).
+func (p *Plan) WithOutsidePrefix(prefix string) *Plan {
+	q := *p
+	q.outsidePrefix = prefix
+	return &q
+}
+
+// jpNotDomestic are national prefixes the interim domestic rule refuses
+// even though they start like a domestic number: 010 is the international
+// prefix (the incident), 0990 premium-rate, 0570 shared-cost, 0180
+// information and televoting services, 020 pagers and M2M.
+var jpNotDomestic = []string{"010", "0990", "0570", "0180", "020"}
+
+// domestic reports whether national (after the outside-line prefix) is a
+// strictly domestic number for the region: for JP, digits only, a trunk
+// prefix 0 then a non-zero digit, 10 or 11 digits, and none of
+// jpNotDomestic. Other regions have no domestic rule yet: nothing leaves.
+func (p *Plan) domestic(national string) bool {
+	if p.region != "JP" {
+		return false
+	}
+	if len(national) != 10 && len(national) != 11 {
+		return false
+	}
+	if !digits(national) || national[0] != '0' || national[1] == '0' {
+		return false
+	}
+	for _, bad := range jpNotDomestic {
+		if strings.HasPrefix(national, bad) {
+			return false
+		}
+	}
+	if len(national) == 11 {
+		// 11 digits only for mobile (070/080/090), IP phones (050) and
+		// 0800 toll-free.
+		ok := false
+		for _, pre := range []string{"070", "080", "090", "050", "0800"} {
+			ok = ok || strings.HasPrefix(national, pre)
+		}
+		return ok
+	}
+	return true
+}
+
+func digits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
 
 // ValidExtension reports whether n may be used as an extension number, and
 // why not.
@@ -59,8 +117,10 @@ func (p *Plan) ValidExtension(n string) error {
 	return nil
 }
 
-// Canonical parses the user part of a Request-URI. It percent-decodes once
-// and then accepts only a valid extension number; anything else is invalid.
+// Canonical parses the user part of a Request-URI from a phone. It
+// percent-decodes once and then accepts a valid extension number, or the
+// outside-line prefix followed by a strictly domestic number; anything else
+// (symbols, letters, separators, a prefix in front of 010) is invalid.
 func (p *Plan) Canonical(user string) chain.Destination {
 	dec, err := url.PathUnescape(user)
 	if err != nil {
@@ -69,7 +129,26 @@ func (p *Plan) Canonical(user string) chain.Destination {
 	if p.ValidExtension(dec) == nil {
 		return chain.Destination{Kind: chain.KindExtension, Number: dec}
 	}
+	if p.outsidePrefix != "" && strings.HasPrefix(dec, p.outsidePrefix) {
+		if national := dec[len(p.outsidePrefix):]; p.domestic(national) {
+			return chain.Destination{Kind: chain.KindDomestic, Number: national}
+		}
+	}
 	return chain.Destination{Kind: chain.KindInvalid}
+}
+
+// Inbound parses the user part of a Request-URI from a carrier: the number
+// it delivers, digits with an optional leading +.
+func (p *Plan) Inbound(user string) chain.Destination {
+	dec, err := url.PathUnescape(user)
+	if err != nil {
+		return chain.Destination{Kind: chain.KindInvalid}
+	}
+	n := strings.TrimPrefix(dec, "+")
+	if len(n) < 2 || len(n) > 15 || !digits(n) {
+		return chain.Destination{Kind: chain.KindInvalid}
+	}
+	return chain.Destination{Kind: chain.KindDID, Number: dec}
 }
 
 // Stage is the canonicalise stage of the call chain.
@@ -80,7 +159,11 @@ func (Stage) Name() string { return "dialplan" }
 
 // Run implements chain.Stage. It sets a.Dest.
 func (s Stage) Run(_ context.Context, a *chain.Attempt) chain.Verdict {
-	a.Dest = s.Plan.Canonical(a.Dialled)
+	if a.Trunk != "" {
+		a.Dest = s.Plan.Inbound(a.Dialled)
+	} else {
+		a.Dest = s.Plan.Canonical(a.Dialled)
+	}
 	if a.Dest.Kind == chain.KindInvalid {
 		return chain.Deny(484, fmt.Sprintf("dialplan: %q is not a valid destination", a.Dialled))
 	}

@@ -12,7 +12,8 @@ import (
 // design; change it only with a reason written here.
 //
 //  1. auth: nothing is decided for a caller we have not identified; an
-//     unauthenticated attempt learns nothing about the dial plan.
+//     unauthenticated attempt learns nothing about the dial plan. A
+//     carrier is identified by its source address, and only that.
 //  2. dialplan: the one canonical parse of the dialled text. Later
 //     stages read only the canonical destination.
 //  3. tollgate: policy on the canonical destination and the
@@ -24,9 +25,9 @@ import (
 // when every stage said continue.
 func newChain(s *Server) *chain.Chain {
 	return chain.New(
-		auth.Stage{A: s.auth},
+		auth.Stage{A: s.auth, Trunks: s.trunks},
 		dialplan.Stage{Plan: s.plan},
 		tollgate.Stage{},
-		route.Stage{Accounts: s.store, Locations: s.reg},
+		route.Stage{Accounts: s.store, Locations: s.reg, Trunks: s.trunks},
 	)
 }

@@ -217,10 +217,18 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		tx.Respond(response.ForVerdict(req, v))
 		return
 	}
-	rec := s.cdrs.Start(store.CDR{
+	r := store.CDR{
 		CallID: req.CallID().Value(), Caller: a.Caller, Source: a.Source,
-		Dialled: a.Dialled, Callee: a.Dest.Number,
-	})
+		Dialled: a.Dialled, Callee: a.Dest.Number, Direction: a.Direction(), Trunk: a.Trunk,
+	}
+	if len(a.Targets) > 0 {
+		if t := a.Targets[0]; t.Trunk != "" {
+			r.Trunk, r.SentNumber = t.Trunk, t.Number
+		} else if a.Dest.Kind == chain.KindDID {
+			r.Callee = t.Extension // a DID rings this extension
+		}
+	}
+	rec := s.cdrs.Start(r)
 	if v.Action != chain.Continue {
 		s.log.Info("pbx: call refused", "caller", a.Caller, "dialled", a.Dialled, "source", a.Source, "reason", a.Reasons())
 		if res := response.ForVerdict(req, v); res != nil {

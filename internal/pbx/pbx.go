@@ -26,19 +26,23 @@ import (
 	"github.com/sekisho/sekisho/internal/digest"
 	"github.com/sekisho/sekisho/internal/registrar"
 	"github.com/sekisho/sekisho/internal/store"
+	"github.com/sekisho/sekisho/internal/trunk"
+	"github.com/sekisho/sekisho/internal/vault"
 )
 
 // Server is a running PBX.
 type Server struct {
-	cfg   config.Config
-	log   *slog.Logger
-	store *store.Store
-	reg   *registrar.Registrar
-	auth  *auth.Authenticator
-	plan  *dialplan.Plan
-	chain *chain.Chain
-	b2b   *b2bua.B2BUA
-	cdrs  *cdr.Writer
+	cfg    config.Config
+	log    *slog.Logger
+	store  *store.Store
+	vault  *vault.Vault
+	trunks *trunk.Directory
+	reg    *registrar.Registrar
+	auth   *auth.Authenticator
+	plan   *dialplan.Plan
+	chain  *chain.Chain
+	b2b    *b2bua.B2BUA
+	cdrs   *cdr.Writer
 
 	ua     *sipgo.UserAgent
 	sip    *sipgo.Server
@@ -81,14 +85,22 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 
-	s := &Server{cfg: cfg, log: log, store: st, draining: make(chan struct{})}
+	v, err := vault.Open(cfg.Data)
+	if err != nil {
+		return err
+	}
+	s := &Server{cfg: cfg, log: log, store: st, vault: v, draining: make(chan struct{})}
+	s.trunks = trunk.NewDirectory(st, v, log)
+	if _, err := s.trunks.Reload(ctx); err != nil {
+		return err
+	}
 	ver, err := digest.New(cfg.Realm, 0)
 	if err != nil {
 		return err
 	}
 	s.reg = registrar.New(registrar.Limits{})
 	s.auth = auth.New(ver, st, log)
-	s.plan = dialplan.New(cfg.Region)
+	s.plan = dialplan.New(cfg.Region).WithOutsidePrefix(cfg.OutsidePrefix)
 	s.chain = newChain(s)
 	s.cdrs = cdr.NewWriter(st, log)
 
@@ -126,12 +138,14 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	bcfg := b2bua.Config{
 		Client: s.client, Host: host, Port: port,
-		RingTimeout: time.Duration(cfg.RingTimeout), Log: log,
+		RingTimeout: time.Duration(cfg.RingTimeout), Log: log, Trunks: s.trunks,
 	}
 	if udp != nil {
 		bcfg.UDPLocal = udp.LocalAddr().(*net.UDPAddr)
 	}
 	s.b2b = b2bua.New(bcfg)
+	regs := trunk.NewRegistrations(s.trunks, s.client, st, log, host, port, bcfg.UDPLocal)
+	defer regs.Close()
 	s.routes()
 
 	cdrCtx, stopCDR := context.WithCancel(context.Background())
@@ -147,6 +161,8 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	sweepCtx, stopSweep := context.WithCancel(context.Background())
 	go s.sweep(sweepCtx)
+	regs.Sync(sweepCtx)
+	go s.watchTrunks(sweepCtx, regs)
 
 	log.Info("sekisho ready", "udp", addrOf(udp), "tcp", addrOfL(tcp), "advertise", net.JoinHostPort(host, strconv.Itoa(port)),
 		"region", cfg.Region, "data", cfg.Data, "chain", s.chain.Names())
@@ -188,6 +204,31 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	log.Info("pbx: stopped", "calls_hung_up", ended)
 	return runErr
+}
+
+// trunkReload is how often trunk changes made with the CLI are picked up.
+const trunkReload = 2 * time.Second
+
+// watchTrunks reloads the trunk directory so that `sekisho trunk add/del`
+// takes effect without a restart, and keeps carrier registrations in step.
+func (s *Server) watchTrunks(ctx context.Context, regs *trunk.Registrations) {
+	t := time.NewTicker(trunkReload)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			changed, err := s.trunks.Reload(ctx)
+			if err != nil {
+				s.log.Error("pbx: trunk reload failed", "err", err)
+				continue
+			}
+			if changed {
+				regs.Sync(ctx)
+			}
+		}
+	}
 }
 
 func waitAttempts(ctx context.Context, wg *sync.WaitGroup) {

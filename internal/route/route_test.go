@@ -9,6 +9,7 @@ import (
 	"github.com/sekisho/sekisho/internal/chain"
 	"github.com/sekisho/sekisho/internal/registrar"
 	"github.com/sekisho/sekisho/internal/store"
+	"github.com/sekisho/sekisho/internal/trunk"
 )
 
 type accounts map[string]bool
@@ -23,11 +24,29 @@ func (a accounts) Extension(_ context.Context, n string) (store.Extension, error
 	return store.Extension{}, store.ErrNotFound
 }
 
+func (a accounts) LookupDID(_ context.Context, n string) (store.DID, error) {
+	if n == "0312345678" {
+		return store.DID{Number: n, Extension: "202"}, nil
+	}
+	return store.DID{}, store.ErrNotFound
+}
+
+type trunks []trunk.Trunk
+
+func (t trunks) Outbound() (trunk.Trunk, bool) {
+	if len(t) == 0 {
+		return trunk.Trunk{}, false
+	}
+	return t[0], true
+}
+
 func TestRoute(t *testing.T) {
 	reg := registrar.New(registrar.Limits{})
 	reg.Apply(registrar.Request{AOR: "202", CallID: "c", CSeq: 1, Transport: "UDP",
 		Changes: []registrar.Change{{Contact: "sip:202@127.0.0.2:5060", Expires: time.Hour}, {Contact: "sip:x@127.0.0.4:5062", Expires: time.Hour}}})
-	s := Stage{Accounts: accounts{"202": true, "203": true}, Locations: reg}
+	carrier := trunk.Trunk{}
+	carrier.Name, carrier.Transport = "carrier", "udp"
+	s := Stage{Accounts: accounts{"202": true, "203": true}, Locations: reg, Trunks: trunks{carrier}}
 	tests := []struct {
 		kind    chain.Kind
 		number  string
@@ -39,6 +58,9 @@ func TestRoute(t *testing.T) {
 		{chain.KindExtension, "299", 404, 0},
 		{chain.KindExtension, "broken", 500, 0},
 		{chain.KindInvalid, "", 404, 0},
+		{chain.KindDID, "0312345678", 0, 2},
+		{chain.KindDID, "0399999999", 404, 0},
+		{chain.KindDomestic, "0398765432", 0, 1},
 	}
 	for _, tt := range tests {
 		a := &chain.Attempt{Dest: chain.Destination{Kind: tt.kind, Number: tt.number}}
@@ -46,5 +68,13 @@ func TestRoute(t *testing.T) {
 		if v.Status != tt.status || len(a.Targets) != tt.targets {
 			t.Errorf("%s %s: status %d targets %d, want %d %d (%s)", tt.kind, tt.number, v.Status, len(a.Targets), tt.status, tt.targets, v.Reason)
 		}
+	}
+}
+
+func TestNoTrunk(t *testing.T) {
+	s := Stage{Accounts: accounts{}, Locations: registrar.New(registrar.Limits{}), Trunks: trunks{}}
+	a := &chain.Attempt{Dest: chain.Destination{Kind: chain.KindDomestic, Number: "0312345678"}}
+	if v := s.Run(context.Background(), a); v.Status != 503 {
+		t.Fatalf("no trunk: %+v", v)
 	}
 }

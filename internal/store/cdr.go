@@ -35,6 +35,12 @@ type CDR struct {
 	// "callee" (BYE, or a busy/decline answer), "pbx" (refused by the
 	// chain, ring timeout, unreachable callee, shutdown).
 	HangupBy string
+
+	Direction   string // "internal", "outbound" (to a trunk) or "inbound" (from a trunk)
+	Trunk       string // trunk used, "" for internal calls
+	SentNumber  string // the number actually sent to the carrier (Request-URI user), "" if none
+	PacketsAtoB uint64 // media packets relayed caller -> callee
+	PacketsBtoA uint64 // media packets relayed callee -> caller
 }
 
 func nullMilli(t time.Time) sql.NullInt64 {
@@ -67,10 +73,12 @@ func (s *Store) WriteCDRs(ctx context.Context, fn func(*CDRTx) error) error {
 // Insert adds a record and returns its row ID.
 func (c *CDRTx) Insert(ctx context.Context, r CDR) (int64, error) {
 	res, err := c.tx.ExecContext(ctx, `INSERT INTO cdr
-		(call_id, state, started_at, answered_at, ended_at, duration_ms, caller, source, dialled, callee, result_code, result_reason, hangup_by)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		(call_id, state, started_at, answered_at, ended_at, duration_ms, caller, source, dialled, callee, result_code, result_reason, hangup_by,
+		 direction, trunk, sent_number, packets_a_to_b, packets_b_to_a)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		r.CallID, r.State, r.Started.UnixMilli(), nullMilli(r.Answered), nullMilli(r.Ended), r.Duration.Milliseconds(),
-		r.Caller, r.Source, r.Dialled, r.Callee, r.ResultCode, r.ResultReason, r.HangupBy)
+		r.Caller, r.Source, r.Dialled, r.Callee, r.ResultCode, r.ResultReason, r.HangupBy,
+		direction(r.Direction), r.Trunk, r.SentNumber, int64(r.PacketsAtoB), int64(r.PacketsBtoA))
 	if err != nil {
 		return 0, fmt.Errorf("store: insert cdr %s: %w", r.CallID, err)
 	}
@@ -80,9 +88,11 @@ func (c *CDRTx) Insert(ctx context.Context, r CDR) (int64, error) {
 // Update rewrites the mutable fields of record r.ID.
 func (c *CDRTx) Update(ctx context.Context, r CDR) error {
 	_, err := c.tx.ExecContext(ctx, `UPDATE cdr SET state = ?, answered_at = ?, ended_at = ?, duration_ms = ?,
-		caller = ?, callee = ?, result_code = ?, result_reason = ?, hangup_by = ? WHERE id = ?`,
+		caller = ?, callee = ?, result_code = ?, result_reason = ?, hangup_by = ?,
+		direction = ?, trunk = ?, sent_number = ?, packets_a_to_b = ?, packets_b_to_a = ? WHERE id = ?`,
 		r.State, nullMilli(r.Answered), nullMilli(r.Ended), r.Duration.Milliseconds(),
-		r.Caller, r.Callee, r.ResultCode, r.ResultReason, r.HangupBy, r.ID)
+		r.Caller, r.Callee, r.ResultCode, r.ResultReason, r.HangupBy,
+		direction(r.Direction), r.Trunk, r.SentNumber, int64(r.PacketsAtoB), int64(r.PacketsBtoA), r.ID)
 	if err != nil {
 		return fmt.Errorf("store: update cdr %d: %w", r.ID, err)
 	}
@@ -113,7 +123,8 @@ func (s *Store) ListCDRs(ctx context.Context, f CDRFilter) ([]CDR, error) {
 		f.Limit = 100
 	}
 	rows, err := s.db.QueryContext(ctx, `SELECT id, call_id, state, started_at, answered_at, ended_at, duration_ms,
-		caller, source, dialled, callee, result_code, result_reason, hangup_by
+		caller, source, dialled, callee, result_code, result_reason, hangup_by,
+		direction, trunk, sent_number, packets_a_to_b, packets_b_to_a
 		FROM cdr WHERE started_at >= ? ORDER BY id DESC LIMIT ?`, f.Since.UnixMilli(), f.Limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: list cdrs: %w", err)
@@ -123,14 +134,23 @@ func (s *Store) ListCDRs(ctx context.Context, f CDRFilter) ([]CDR, error) {
 	for rows.Next() {
 		var r CDR
 		var started, answered, ended sql.NullInt64
-		var dur int64
+		var dur, ab, ba int64
 		if err := rows.Scan(&r.ID, &r.CallID, &r.State, &started, &answered, &ended, &dur,
-			&r.Caller, &r.Source, &r.Dialled, &r.Callee, &r.ResultCode, &r.ResultReason, &r.HangupBy); err != nil {
+			&r.Caller, &r.Source, &r.Dialled, &r.Callee, &r.ResultCode, &r.ResultReason, &r.HangupBy,
+			&r.Direction, &r.Trunk, &r.SentNumber, &ab, &ba); err != nil {
 			return nil, fmt.Errorf("store: list cdrs: %w", err)
 		}
 		r.Started, r.Answered, r.Ended = fromMilli(started), fromMilli(answered), fromMilli(ended)
 		r.Duration = time.Duration(dur) * time.Millisecond
+		r.PacketsAtoB, r.PacketsBtoA = uint64(ab), uint64(ba)
 		out = append(out, r)
 	}
 	return out, rows.Err()
+}
+
+func direction(d string) string {
+	if d == "" {
+		return "internal"
+	}
+	return d
 }

@@ -140,6 +140,29 @@ var migrations = []string{
 		key   TEXT PRIMARY KEY,
 		value TEXT NOT NULL
 	);`,
+	`CREATE TABLE trunks (
+		name         TEXT PRIMARY KEY,
+		peer         TEXT NOT NULL,
+		transport    TEXT NOT NULL,
+		username     TEXT NOT NULL DEFAULT '',
+		password_enc BLOB,
+		register     INTEGER NOT NULL DEFAULT 0,
+		caller_id    TEXT NOT NULL DEFAULT '',
+		created_at   INTEGER NOT NULL,
+		reg_state    TEXT NOT NULL DEFAULT '',
+		reg_detail   TEXT NOT NULL DEFAULT '',
+		reg_expires  INTEGER NOT NULL DEFAULT 0
+	);
+	CREATE TABLE dids (
+		number     TEXT PRIMARY KEY,
+		ext        TEXT NOT NULL,
+		created_at INTEGER NOT NULL
+	);
+	ALTER TABLE cdr ADD COLUMN direction TEXT NOT NULL DEFAULT 'internal';
+	ALTER TABLE cdr ADD COLUMN trunk TEXT NOT NULL DEFAULT '';
+	ALTER TABLE cdr ADD COLUMN sent_number TEXT NOT NULL DEFAULT '';
+	ALTER TABLE cdr ADD COLUMN packets_a_to_b INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE cdr ADD COLUMN packets_b_to_a INTEGER NOT NULL DEFAULT 0;`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

@@ -9,20 +9,26 @@ import (
 
 func TestDenyByDefault(t *testing.T) {
 	tests := []struct {
+		trunk  string
 		kind   chain.Kind
 		action chain.Action
-		status int
 	}{
-		{chain.KindExtension, chain.Continue, 0},
-		{chain.KindInvalid, chain.Reject, 403},
-		{chain.Kind("international"), chain.Reject, 403},
-		{chain.Kind(""), chain.Reject, 403},
+		{"", chain.KindExtension, chain.Continue},
+		{"", chain.KindDomestic, chain.Continue},
+		{"", chain.KindDID, chain.Reject}, // a phone cannot dial "a DID"
+		{"", chain.KindInvalid, chain.Reject},
+		{"", chain.Kind("international"), chain.Reject},
+		{"", chain.Kind(""), chain.Reject},
+		{"carrier", chain.KindDID, chain.Continue},
+		{"carrier", chain.KindDomestic, chain.Reject}, // no hairpin
+		{"carrier", chain.KindExtension, chain.Reject},
+		{"carrier", chain.KindInvalid, chain.Reject},
 	}
 	for _, tt := range tests {
-		a := &chain.Attempt{Caller: "201", Dest: chain.Destination{Kind: tt.kind, Number: "202"}}
+		a := &chain.Attempt{Caller: "201", Trunk: tt.trunk, Dest: chain.Destination{Kind: tt.kind, Number: "0312345678"}}
 		v := Stage{}.Run(context.Background(), a)
-		if v.Action != tt.action || v.Status != tt.status {
-			t.Errorf("kind %q: %v %d, want %v %d", tt.kind, v.Action, v.Status, tt.action, tt.status)
+		if v.Action != tt.action || (v.Action == chain.Reject && v.Status != 403) {
+			t.Errorf("trunk %q kind %q: %v %d, want %v", tt.trunk, tt.kind, v.Action, v.Status, tt.action)
 		}
 	}
 }
