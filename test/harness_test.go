@@ -234,6 +234,11 @@ type CDR struct {
 	ResultCode   int    `json:"result_code"`
 	ResultReason string `json:"result_reason"`
 	HangupBy     string `json:"hangup_by"`
+	Direction    string `json:"direction"`
+	Trunk        string `json:"trunk"`
+	SentNumber   string `json:"sent_number"`
+	PacketsAtoB  uint64 `json:"packets_a_to_b"`
+	PacketsBtoA  uint64 `json:"packets_b_to_a"`
 }
 
 // CDRs returns all call records, newest first.

@@ -1,0 +1,175 @@
+package test
+
+import (
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Addresses that play the carrier and a stranger posing as it.
+const (
+	carrierIP  = "127.0.0.10"
+	strangerIP = "127.0.0.11"
+
+	trunkUser     = "office-trunk"
+	trunkPassword = "carrier-issued-Secret-42"
+	trunkCallerID = "0312340000"
+	did           = "0312345678"
+)
+
+// startPBXWithTrunk starts sekisho with extensions 201 and 202, a trunk to
+// a carrier at carrierIP and the DID did ringing 202.
+func startPBXWithTrunk(t *testing.T) (p *PBX, pw201, pw202 string, carrierPort int) {
+	t.Helper()
+	p = startPBX(t)
+	pw201, pw202 = p.AddExt(t, "201"), p.AddExt(t, "202")
+	carrierPort = freePort(t, carrierIP)
+	pwFile := filepath.Join(t.TempDir(), "trunk-password")
+	if err := os.WriteFile(pwFile, []byte(trunkPassword+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p.secretsMu.Lock()
+	p.secrets = append(p.secrets, trunkPassword)
+	p.secretsMu.Unlock()
+	p.run(t, "trunk", "add", "carrier", "--peer", net.JoinHostPort(carrierIP, strconv.Itoa(carrierPort)),
+		"--username", trunkUser, "--password-file", pwFile, "--caller-id", trunkCallerID)
+	p.run(t, "did", "add", did, "--ext", "202")
+	// The running server picks trunk changes up within seconds.
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(p.Log(), `msg="trunk: loaded" count=1`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("server never loaded the trunk:\n%s", p.Log())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return p, pw201, pw202, carrierPort
+}
+
+// TestTrunkOutbound: an extension dials 0 + a domestic number; the carrier
+// gets the canonical number in the Request-URI, the trunk's caller ID, and
+// a correct answer to its digest challenge.
+func TestTrunkOutbound(t *testing.T) {
+	requireTool(t, "sipp")
+	p, pw201, _, carrierPort := startPBXWithTrunk(t)
+	carrier := startSIPp(t, sippSpec{
+		Name: "carrier", Scenario: "carrier_uas.xml", IP: carrierIP, Port: carrierPort,
+		Keys: map[string]string{"cuser": trunkUser, "cpass": trunkPassword},
+	})
+	caller := runSIPp(t, sippSpec{
+		Name: "caller", Scenario: "uac_call.xml", Target: p.SIPAddr(), IP: callerIP,
+		Service: "0" + "0312345678", Rows: [][]string{{"201", pw201}}, PauseMS: 300,
+	})
+	cr := carrier.WaitAtMost(10 * time.Second)
+	if !caller.ok(1) || !cr.ok(1) {
+		t.Fatalf("outbound call failed:\n%s\n%s\n%s%s", caller.summary(), cr.summary(), caller.report(), cr.report())
+	}
+	invites := cr.received("INVITE ")
+	if len(invites) != 2 {
+		t.Fatalf("carrier got %d INVITEs, want 2 (challenged, then authenticated)", len(invites))
+	}
+	inv := invites[1]
+	if want := "INVITE sip:0312345678@" + net.JoinHostPort(carrierIP, strconv.Itoa(carrierPort)) + " SIP/2.0"; inv.First != want {
+		t.Errorf("carrier Request-URI line %q, want %q", inv.First, want)
+	}
+	if from := inv.header("From"); !strings.Contains(from, "sip:"+trunkCallerID+"@") || strings.Contains(from, "201") {
+		t.Errorf("carrier From %q: want the trunk caller ID, never the extension", from)
+	}
+	if pai := inv.header("P-Asserted-Identity"); !strings.Contains(pai, trunkCallerID) {
+		t.Errorf("carrier P-Asserted-Identity %q, want %s", pai, trunkCallerID)
+	}
+	if pa := inv.header("Authorization"); !strings.Contains(pa, `username="`+trunkUser+`"`) {
+		t.Errorf("carrier Authorization %q", pa)
+	}
+	rec := waitOneCDR(t, p)
+	checkCDR(t, rec, cdrWant{Caller: "201", Dialled: "00312345678", Callee: oneOf{"0312345678"}, ResultCode: 200, Answered: true, HangupBy: oneOf{"caller"}})
+	if rec.Direction != "outbound" || rec.Trunk != "carrier" || rec.SentNumber != "0312345678" {
+		t.Errorf("record direction/trunk/sent = %q/%q/%q, want outbound/carrier/0312345678", rec.Direction, rec.Trunk, rec.SentNumber)
+	}
+}
+
+// TestTrunkOutboundDenied: dialled strings that are not strictly domestic
+// are refused with a record, and nothing reaches the carrier. The first
+// rows are the incident: a symbol in front of 010.
+func TestTrunkOutboundDenied(t *testing.T) {
+	requireTool(t, "sipp")
+	p, pw201, _, carrierPort := startPBXWithTrunk(t)
+	carrier := startSIPp(t, sippSpec{
+		Name: "carrier", Scenario: "carrier_uas.xml", IP: carrierIP, Port: carrierPort,
+		Keys: map[string]string{"cuser": trunkUser, "cpass": trunkPassword},
+	})
+	dials := []string{
+		"0%23010232761234", // 0 # 010 ...
+		"%23010232761234",  // # 010 ...
+		"*010232761234",
+		"0010232761234", // 0 + international prefix
+		"010232761234",
+		"00990123456", // premium rate
+		"0003312345678",
+		"0312345678", // no outside-line prefix: not an extension either
+	}
+	for _, d := range dials {
+		r := runSIPp(t, sippSpec{
+			Name: "caller", Scenario: "uac_reject.xml", Target: p.SIPAddr(), IP: callerIP,
+			Service: d, Rows: [][]string{{"201", pw201}}, Sets: map[string]string{"want": "484"},
+		})
+		if !r.ok(1) {
+			t.Errorf("dialled %q: want 484\n%s\n%s", d, r.summary(), r.report())
+		}
+	}
+	cr := carrier.WaitAtMost(time.Second)
+	if n := len(cr.received("INVITE ")); n != 0 {
+		t.Fatalf("the carrier received %d INVITEs for refused numbers:\n%s", n, cr.report())
+	}
+	rs := p.waitCDRs(t, "a record per refused call", allCallsDone(len(dials)))
+	for _, r := range rs {
+		if r.ResultCode != 484 || r.SentNumber != "" || r.Direction != "internal" {
+			t.Errorf("refused call record: %+v", r)
+		}
+	}
+}
+
+// TestTrunkInbound: the carrier calls a DID, which rings the extension it
+// is mapped to. An unknown DID gets 404 and a record; a stranger posing as
+// the carrier from another address is challenged like any phone.
+func TestTrunkInbound(t *testing.T) {
+	requireTool(t, "sipp")
+	p, _, pw202, _ := startPBXWithTrunk(t)
+	uasPort := freePort(t, calleeIP)
+	registerSIPp(t, p, "202", pw202, calleeIP, uasPort, 3600)
+	callee := startSIPp(t, sippSpec{Name: "callee", Scenario: "uas_answer.xml", IP: calleeIP, Port: uasPort, Service: "202"})
+	carrier := runSIPp(t, sippSpec{Name: "carrier", Scenario: "carrier_uac.xml", Target: p.SIPAddr(), IP: carrierIP, Service: did, PauseMS: 300})
+	ce := callee.WaitAtMost(10 * time.Second)
+	if !carrier.ok(1) || !ce.ok(1) {
+		t.Fatalf("inbound call failed:\n%s\n%s\n%s%s", carrier.summary(), ce.summary(), carrier.report(), ce.report())
+	}
+	if inv := ce.received("INVITE "); len(inv) != 1 || !strings.Contains(inv[0].header("From"), "0398765432") {
+		t.Errorf("callee INVITE should present the caller's number: %+v", inv)
+	}
+	rec := waitOneCDR(t, p)
+	checkCDR(t, rec, cdrWant{Caller: "0398765432", Dialled: did, Callee: oneOf{"202"}, ResultCode: 200, Answered: true, HangupBy: oneOf{"caller"}})
+	if rec.Direction != "inbound" || rec.Trunk != "carrier" {
+		t.Errorf("record direction/trunk = %q/%q, want inbound/carrier", rec.Direction, rec.Trunk)
+	}
+
+	for _, c := range []struct {
+		name, ip, dial, want string
+	}{
+		{"unknown DID", carrierIP, "0399999999", "404"},
+		// A call from the carrier cannot be sent back out.
+		{"hairpin", carrierIP, "00312345678", "404"},
+		{"stranger posing as carrier", strangerIP, did, "407"},
+	} {
+		r := runSIPp(t, sippSpec{Name: "c", Scenario: "carrier_uac_reject.xml", Target: p.SIPAddr(), IP: c.ip, Service: c.dial, Sets: map[string]string{"want": c.want}})
+		if !r.ok(1) {
+			t.Errorf("%s: want %s\n%s\n%s", c.name, c.want, r.summary(), r.report())
+		}
+	}
+	rs := p.waitCDRs(t, "records of refused inbound calls", allCallsDone(3))
+	if len(rs) != 3 || rs[0].ResultCode != 404 || rs[1].ResultCode != 404 {
+		t.Errorf("want records for the two refused carrier calls (none for the challenged stranger): %+v", rs)
+	}
+}
