@@ -173,3 +173,33 @@ func TestTrunkInbound(t *testing.T) {
 		t.Errorf("want records for the two refused carrier calls (none for the challenged stranger): %+v", rs)
 	}
 }
+
+// TestTrunkRegistration: a trunk with --register registers to the
+// carrier, answers its digest challenge, refreshes before the granted
+// lifetime runs out, and shows its state in `trunk list`.
+func TestTrunkRegistration(t *testing.T) {
+	requireTool(t, "sipp")
+	p := startPBX(t)
+	port := freePort(t, carrierIP)
+	registrar := startSIPp(t, sippSpec{
+		Name: "carrier-registrar", Scenario: "carrier_registrar.xml", IP: carrierIP, Port: port, Calls: 2,
+		Keys: map[string]string{"cuser": trunkUser, "cpass": trunkPassword, "grant": "12"},
+	})
+	pwFile := filepath.Join(t.TempDir(), "pw")
+	os.WriteFile(pwFile, []byte(trunkPassword), 0o600)
+	p.secretsMu.Lock()
+	p.secrets = append(p.secrets, trunkPassword)
+	p.secretsMu.Unlock()
+	p.run(t, "trunk", "add", "carrier", "--peer", net.JoinHostPort(carrierIP, strconv.Itoa(port)),
+		"--username", trunkUser, "--password-file", pwFile, "--register")
+	// Granted 12 s, the PBX refreshes at 80% (about 10 s): two
+	// registrations within the SIPp run.
+	r := registrar.WaitAtMost(25 * time.Second)
+	if !r.ok(2) {
+		t.Fatalf("want a registration and a refresh:\n%s\n%s", r.summary(), r.report())
+	}
+	out := string(p.run(t, "trunk", "list", "--json"))
+	if !strings.Contains(out, `"reg_state": "registered"`) || strings.Contains(out, trunkPassword) {
+		t.Fatalf("trunk list: %s", out)
+	}
+}

@@ -79,3 +79,46 @@ func TestErrorsNameTheFix(t *testing.T) {
 		}
 	}
 }
+
+func TestTrunkSecretSealed(t *testing.T) {
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "pw")
+	os.WriteFile(pw, []byte("Carrier-Pass-77\n"), 0o600)
+	code, _, errs := runCLI(t, "trunk", "add", "carrier", "--peer", "192.0.2.1:5060", "--username", "acct", "--password-file", pw, "--caller-id", "+81312345678", "--data", dir)
+	if code != 0 {
+		t.Fatalf("trunk add: %d %s", code, errs)
+	}
+	filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err != nil || fi.IsDir() || p == pw {
+			return err
+		}
+		b, _ := os.ReadFile(p)
+		if bytes.Contains(b, []byte("Carrier-Pass-77")) {
+			t.Errorf("trunk password in clear in %s", p)
+		}
+		return nil
+	})
+	_, out, _ := runCLI(t, "trunk", "list", "--json", "--data", dir)
+	if !strings.Contains(out, `"has_password": true`) || strings.Contains(out, "Carrier-Pass") {
+		t.Fatalf("trunk list: %s", out)
+	}
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"trunk", "add", "x", "--peer", "nohost", "--data", dir}, "--peer"},
+		{[]string{"trunk", "add", "x", "--peer", "h:5060", "--transport", "sctp", "--data", dir}, "--transport"},
+		{[]string{"trunk", "add", "x", "--peer", "h:5060", "--username", "u", "--data", dir}, "go together"},
+		{[]string{"trunk", "add", "x", "--peer", "h:5060", "--register", "--data", dir}, "--register"},
+		{[]string{"trunk", "add", "x", "--peer", "h:5060", "--caller-id", "#010", "--data", dir}, "--caller-id"},
+		{[]string{"trunk", "add", "Bad Name", "--peer", "h:5060", "--data", dir}, "trunk name"},
+		{[]string{"did", "add", "0312345678", "--ext", "999", "--data", dir}, "ext add 999"},
+		{[]string{"did", "add", "03-1234", "--ext", "201", "--data", dir}, "digits only"},
+	}
+	for _, tt := range tests {
+		code, _, errs := runCLI(t, tt.args...)
+		if code == 0 || !strings.Contains(errs, tt.want) {
+			t.Errorf("%v: exit %d %q, want failure mentioning %q", tt.args, code, errs, tt.want)
+		}
+	}
+}
