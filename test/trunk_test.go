@@ -203,3 +203,25 @@ func TestTrunkRegistration(t *testing.T) {
 		t.Fatalf("trunk list: %s", out)
 	}
 }
+
+// TestTrunkSilent: a carrier that does not answer at all gets the caller a
+// 503 within seconds, and a record.
+func TestTrunkSilent(t *testing.T) {
+	requireTool(t, "sipp")
+	p, pw201, _, _ := startPBXWithTrunk(t) // nothing listens on the carrier port
+	start := time.Now()
+	r := runSIPp(t, sippSpec{
+		Name: "caller", Scenario: "uac_reject.xml", Target: p.SIPAddr(), IP: callerIP,
+		Service: "00312345678", Rows: [][]string{{"201", pw201}}, Sets: map[string]string{"want": "503"},
+	})
+	if !r.ok(1) {
+		t.Fatalf("want 503 from a silent carrier\n%s\n%s", r.summary(), r.report())
+	}
+	if took := time.Since(start); took > 20*time.Second {
+		t.Errorf("503 took %v", took)
+	}
+	rec := waitOneCDR(t, p)
+	if rec.ResultCode != 503 || rec.Trunk != "carrier" || rec.HangupBy != "pbx" || !strings.Contains(rec.ResultReason, "no response") {
+		t.Errorf("record: %+v", rec)
+	}
+}

@@ -127,6 +127,12 @@ func requestKey(req *sip.Request) (string, bool) {
 	return dialogKey(cid.Value(), lt, rt), true
 }
 
+// trunkAnswerTimeout is how long a carrier may stay silent (not even 100
+// Trying) before its leg is abandoned with 503.
+const trunkAnswerTimeout = 8 * time.Second
+
+var errTrunkSilent = errors.New("b2bua: trunk sent no response")
+
 // ErrClosing is returned by Originate while the PBX is shutting down.
 var ErrClosing = errors.New("b2bua: shutting down")
 
@@ -175,31 +181,48 @@ func (b *B2BUA) Originate(req *sip.Request, tx sip.ServerTransaction, a *chain.A
 	}
 
 	type result struct {
-		s   *sipgo.DialogClientSession
-		err error
+		s      *sipgo.DialogClientSession
+		err    error
+		silent bool // a trunk that never answered at all
 	}
 	results := make(chan result, len(a.Targets))
-	forkCtx := make([]context.CancelFunc, len(a.Targets))
+	forkCtx := make([]context.CancelCauseFunc, len(a.Targets))
 	for i, t := range a.Targets {
-		ctx, cancel := context.WithCancel(ringCtx)
+		ctx, cancel := context.WithCancelCause(ringCtx)
 		forkCtx[i] = cancel
 		inv, opts, err := b.newLeg(req, a, t, maxFwd)
 		if err != nil {
 			results <- result{err: err}
 			continue
 		}
-		opts.OnResponse = provisional
+		var heard, silent atomic.Bool
+		opts.OnResponse = func(res *sip.Response) error {
+			heard.Store(true)
+			return provisional(res)
+		}
+		if t.Trunk != "" {
+			// A carrier that does not even say 100 Trying is down: give
+			// the caller 503 now rather than after the ring timeout.
+			// Forced cancel: with no provisional there is nothing to CANCEL.
+			stop := time.AfterFunc(trunkAnswerTimeout, func() {
+				if !heard.Load() {
+					silent.Store(true)
+					cancel(sipgo.WaitAnswerForceCancelErr)
+				}
+			})
+			defer stop.Stop()
+		}
 		go func() {
 			s, err := b.uaB.WriteInvite(ctx, inv)
 			if err == nil {
 				err = s.WaitAnswer(ctx, opts)
 			}
-			results <- result{s: s, err: err}
+			results <- result{s: s, err: err, silent: silent.Load()}
 		}()
 	}
 	defer func() {
 		for _, c := range forkCtx {
-			c()
+			c(nil)
 		}
 	}()
 
@@ -212,7 +235,7 @@ func (b *B2BUA) Originate(req *sip.Request, tx sip.ServerTransaction, a *chain.A
 			// First answer wins: cancel the other forks (RFC 3261 16.7
 			// step 10 behaviour, done by us as the UAC of every fork).
 			for _, c := range forkCtx {
-				c()
+				c(nil)
 			}
 			continue
 		}
@@ -226,6 +249,9 @@ func (b *B2BUA) Originate(req *sip.Request, tx sip.ServerTransaction, a *chain.A
 				s.Bye(ctx)
 			}(r.s)
 			continue
+		}
+		if r.silent {
+			r.err = errTrunkSilent
 		}
 		failures = append(failures, r.err)
 	}
@@ -360,6 +386,11 @@ func (b *B2BUA) newLeg(req *sip.Request, a *chain.Attempt, t chain.Target, maxFw
 func (b *B2BUA) failure(callerCtx, ringCtx context.Context, errs []error, trunkLeg bool) (int, string, string) {
 	if callerCtx.Err() != nil {
 		return 487, "", "caller"
+	}
+	for _, err := range errs {
+		if errors.Is(err, errTrunkSilent) {
+			return 503, "b2bua: trunk sent no response within " + trunkAnswerTimeout.String(), "pbx"
+		}
 	}
 	if errors.Is(ringCtx.Err(), context.DeadlineExceeded) {
 		return 480, "b2bua: no answer within ring timeout", "pbx"
