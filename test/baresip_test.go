@@ -22,9 +22,10 @@ import (
 
 // TestBaresipCall places a real call between two headless baresip phones
 // registered at sekisho: 201 plays one tone, 202 auto-answers and plays
-// another, and each side must hear the other's tone. Media flows directly
-// between the phones, so this checks that the B2BUA relays both SDP bodies
-// unchanged, relays the answer and the BYE, and writes a complete call record.
+// another, and each side must hear the other's tone. Media flows through
+// the PBX's relay, so this checks that the B2BUA anchors both SDP bodies in
+// the relay, relays the answer and the BYE, and writes a complete call
+// record with the relayed packet counts.
 func TestBaresipCall(t *testing.T) {
 	requireTool(t, "baresip")
 
@@ -156,6 +157,11 @@ func TestBaresipCall(t *testing.T) {
 		}
 	}
 	t.Logf("call record: %+v", r)
+	// The tones above went through the PBX's relay, not phone to phone:
+	// about 50 packets a second each way for the length of the call.
+	if min := uint64(r.DurationMS / 20 / 2); r.PacketsAtoB < min || r.PacketsBtoA < min {
+		t.Errorf("relayed packets a->b %d, b->a %d; want at least %d each way for a %d ms call", r.PacketsAtoB, r.PacketsBtoA, min, r.DurationMS)
+	}
 	if r.Callee != "202" {
 		t.Errorf("record callee = %q, want 202", r.Callee)
 	}
@@ -288,6 +294,9 @@ func startBaresip(ctx context.Context, t *testing.T, name, ext, password string,
 		"poll_method epoll",
 		fmt.Sprintf("sip_listen 127.0.0.1:%d", ua.sipPort),
 		"net_interface 127.0.0.1",
+		// Phones and the PBX share 127.0.0.1 here: keep the phones' RTP
+		// out of the relay's range, which the relay refuses as its own.
+		"rtp_ports 40000-40999",
 		"call_local_timeout 30",
 		"call_max_calls 2",
 		"audio_player alsa,null",

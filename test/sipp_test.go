@@ -298,8 +298,35 @@ func checkCalleeLeg(t *testing.T, caller, callee *sippResult, uasPort int) {
 			t.Errorf("callee leg carries the caller's %s: %q", h, v)
 		}
 	}
-	if a, b := sdpBody(authed.Text), sdpBody(got.Text); a != b {
-		t.Errorf("SDP changed on the way to the callee:\ncaller sent:\n%s\ncallee got:\n%s", a, b)
+	checkAnchored(t, sdpBody(authed.Text), sdpBody(got.Text))
+}
+
+// checkAnchored checks that the SDP the far side got is the SDP the near
+// side sent with only the media address and port replaced by the PBX's
+// relay: codecs and attributes pass unchanged, and the near side's own
+// address is not handed out.
+func checkAnchored(t *testing.T, sent, got string) {
+	t.Helper()
+	sl, gl := strings.Split(sent, "\n"), strings.Split(got, "\n")
+	if len(sl) != len(gl) {
+		t.Errorf("SDP lines differ in number:\nsent:\n%s\ngot:\n%s", sent, got)
+		return
+	}
+	for i := range sl {
+		s, g := strings.TrimSpace(sl[i]), strings.TrimSpace(gl[i])
+		switch {
+		case strings.HasPrefix(s, "c="):
+			if g != "c=IN IP4 127.0.0.1" {
+				t.Errorf("SDP connection %q, want the PBX's relay address (sent %q)", g, s)
+			}
+		case strings.HasPrefix(s, "m=audio "):
+			sf, gf := strings.Fields(s), strings.Fields(g)
+			if len(sf) != len(gf) || gf[1] == sf[1] || strings.Join(sf[2:], " ") != strings.Join(gf[2:], " ") {
+				t.Errorf("SDP media line %q, want %q with a relay port", g, s)
+			}
+		case s != g:
+			t.Errorf("SDP line changed: sent %q, got %q", s, g)
+		}
 	}
 }
 

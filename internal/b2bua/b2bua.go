@@ -6,8 +6,9 @@
 // from the chain's decision, so a caller cannot smuggle headers, routes or
 // a different destination through the PBX.
 //
-// Media is not handled here; the SDP passes through unchanged until the
-// media relay lands.
+// Media is anchored: the B2BUA opens a media relay session for each call,
+// rewrites each leg's SDP to the relay's ports, and tells the relay where
+// each side said it would send from. The relay knows nothing of SIP.
 package b2bua
 
 import (
@@ -16,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,6 +29,7 @@ import (
 
 	"github.com/sekisho/sekisho/internal/cdr"
 	"github.com/sekisho/sekisho/internal/chain"
+	"github.com/sekisho/sekisho/internal/media"
 	"github.com/sekisho/sekisho/internal/response"
 	"github.com/sekisho/sekisho/internal/store"
 	"github.com/sekisho/sekisho/internal/trunk"
@@ -46,6 +49,11 @@ type Config struct {
 	UDPLocal *net.UDPAddr
 	// Trunks gives trunk details and credentials for trunk targets.
 	Trunks Trunks
+	// Media relays every call's RTP and RTCP; nil passes SDP through
+	// unchanged (media flows phone to phone).
+	Media *media.Relay
+	// MediaAddr is the address written into rewritten SDP.
+	MediaAddr netip.Addr
 }
 
 // Trunks is what the B2BUA needs to place a call on a carrier trunk.
@@ -89,10 +97,12 @@ func (b *B2BUA) Contact() sip.ContactHeader { return b.contact }
 
 // Call is one bridged call: an answered A leg and B leg.
 type Call struct {
-	a   *sipgo.DialogServerSession
-	bl  *sipgo.DialogClientSession
-	rec *cdr.Record
-	log *slog.Logger
+	a        *sipgo.DialogServerSession
+	bl       *sipgo.DialogClientSession
+	rec      *cdr.Record
+	log      *slog.Logger
+	sess     *media.Session // nil without a relay
+	sessAddr netip.Addr     // address written into rewritten SDP
 
 	mu    sync.Mutex // serialises in-dialog work across the two legs
 	ended bool       // guarded by mu
@@ -158,6 +168,55 @@ func (b *B2BUA) Originate(req *sip.Request, tx sip.ServerTransaction, a *chain.A
 		maxFwd = int(mf.Val()) - 1
 	}
 
+	// Anchor the media: the callee is offered the relay's B side, never
+	// the caller's own address.
+	body := req.Body()
+	var sess *media.Session
+	var answered *Call // set once the call is up; read by the idle callback
+	var answeredMu sync.Mutex
+	if b.cfg.Media != nil {
+		offer, err := media.ParseSDP(body)
+		if err != nil {
+			respond(tx, req, 488)
+			rec.Finish(488, "b2bua: caller SDP: "+err.Error(), "pbx")
+			return
+		}
+		sess, err = b.cfg.Media.Open(func() {
+			answeredMu.Lock()
+			c := answered
+			answeredMu.Unlock()
+			if c != nil {
+				b.hangup(c, "pbx", "media: no RTP or RTCP from either side")
+			}
+		})
+		if err != nil {
+			code := 500
+			if errors.Is(err, media.ErrExhausted) {
+				// An alert, not a crash: the office needs a bigger range.
+				log.Error("media: RTP port range exhausted; call refused", "active", b.cfg.Media.Active())
+				code = 503
+			}
+			respond(tx, req, code)
+			rec.Finish(code, err.Error(), "pbx")
+			return
+		}
+		// Until the call is up and tracked, the session is ours to free.
+		defer func() {
+			answeredMu.Lock()
+			up := answered != nil
+			answeredMu.Unlock()
+			if !up {
+				sess.Close()
+			}
+		}()
+		sess.SetPeer(media.SideA, offer.Addr)
+		if body, err = media.RewriteSDP(body, b.cfg.MediaAddr, sess.Port(media.SideB)); err != nil {
+			respond(tx, req, 488)
+			rec.Finish(488, "b2bua: caller SDP: "+err.Error(), "pbx")
+			return
+		}
+	}
+
 	ringCtx, stopRing := context.WithTimeout(context.Background(), b.cfg.RingTimeout)
 	defer stopRing()
 	// The caller's CANCEL ends its dialog context; stop ringing then.
@@ -170,10 +229,18 @@ func (b *B2BUA) Originate(req *sip.Request, tx sip.ServerTransaction, a *chain.A
 			aMu.Lock()
 			defer aMu.Unlock()
 			var hdrs []sip.Header
-			if ct := res.ContentType(); ct != nil && len(res.Body()) > 0 {
+			early := res.Body()
+			if len(early) > 0 && sess != nil {
+				// Early media (183 with SDP) goes through the relay too.
+				var err error
+				if early, err = b.answerSDP(sess, early); err != nil {
+					early = nil
+				}
+			}
+			if ct := res.ContentType(); ct != nil && len(early) > 0 {
 				hdrs = append(hdrs, sip.HeaderClone(ct))
 			}
-			if err := as.Respond(res.StatusCode, response.Phrase(res.StatusCode), res.Body(), hdrs...); err != nil {
+			if err := as.Respond(res.StatusCode, response.Phrase(res.StatusCode), early, hdrs...); err != nil {
 				log.Debug("b2bua: relay provisional", "err", err)
 			}
 		}
@@ -190,7 +257,7 @@ func (b *B2BUA) Originate(req *sip.Request, tx sip.ServerTransaction, a *chain.A
 	for i, t := range a.Targets {
 		ctx, cancel := context.WithCancelCause(ringCtx)
 		forkCtx[i] = cancel
-		inv, opts, err := b.newLeg(req, a, t, maxFwd)
+		inv, opts, err := b.newLeg(req, body, a, t, maxFwd)
 		if err != nil {
 			results <- result{err: err}
 			continue
@@ -279,9 +346,21 @@ func (b *B2BUA) Originate(req *sip.Request, tx sip.ServerTransaction, a *chain.A
 	if err := winner.Ack(ackCtx); err != nil {
 		log.Warn("b2bua: ACK to callee failed", "err", err)
 	}
+	answerBody := winner.InviteResponse.Body()
+	if sess != nil {
+		if answerBody, err = b.answerSDP(sess, answerBody); err != nil {
+			// The callee answered with SDP we cannot relay.
+			winner.Bye(ackCtx)
+			aMu.Lock()
+			as.Respond(488, response.Phrase(488), nil)
+			aMu.Unlock()
+			rec.Finish(488, "b2bua: callee SDP: "+err.Error(), "callee")
+			return
+		}
+	}
 	rec.Answered()
 	rec.Update(func(c *store.CDR) { c.ResultCode = 200 })
-	call := &Call{a: as, bl: winner, rec: rec, log: log}
+	call := &Call{a: as, bl: winner, rec: rec, log: log, sess: sess, sessAddr: b.cfg.MediaAddr}
 	if !b.track(call) {
 		// Shutting down raced with the answer: end it cleanly.
 		winner.Bye(ackCtx)
@@ -291,8 +370,11 @@ func (b *B2BUA) Originate(req *sip.Request, tx sip.ServerTransaction, a *chain.A
 		rec.Finish(503, "b2bua: shutting down", "pbx")
 		return
 	}
+	answeredMu.Lock()
+	answered = call // from here the call owns the media session
+	answeredMu.Unlock()
 	aMu.Lock()
-	err = as.RespondSDP(winner.InviteResponse.Body())
+	err = as.RespondSDP(answerBody)
 	aMu.Unlock()
 	if err != nil {
 		// The caller never confirmed (no ACK in 64*T1) or went away
@@ -304,10 +386,22 @@ func (b *B2BUA) Originate(req *sip.Request, tx sip.ServerTransaction, a *chain.A
 	log.Info("b2bua: call answered")
 }
 
+// answerSDP takes the callee side's SDP: it points the relay's B side at
+// the callee and returns the SDP rewritten to the relay's A side for the
+// caller.
+func (b *B2BUA) answerSDP(sess *media.Session, body []byte) ([]byte, error) {
+	offer, err := media.ParseSDP(body)
+	if err != nil {
+		return nil, err
+	}
+	sess.SetPeer(media.SideB, offer.Addr)
+	return media.RewriteSDP(body, b.cfg.MediaAddr, sess.Port(media.SideA))
+}
+
 // newLeg builds the B leg INVITE toward target t from the chain's
 // decision, and the answer options (carrier credentials for a trunk). Only
 // the SDP body is taken from the caller's request.
-func (b *B2BUA) newLeg(req *sip.Request, a *chain.Attempt, t chain.Target, maxFwd int) (*sip.Request, sipgo.AnswerOptions, error) {
+func (b *B2BUA) newLeg(req *sip.Request, body []byte, a *chain.Attempt, t chain.Target, maxFwd int) (*sip.Request, sipgo.AnswerOptions, error) {
 	var opts sipgo.AnswerOptions
 	var ruri, fromURI, toURI sip.Uri
 	display := a.Caller
@@ -366,7 +460,7 @@ func (b *B2BUA) newLeg(req *sip.Request, a *chain.Attempt, t chain.Target, maxFw
 	if pai != nil {
 		inv.AppendHeader(sip.NewHeader("P-Asserted-Identity", "<"+pai.String()+">"))
 	}
-	if body := req.Body(); len(body) > 0 {
+	if len(body) > 0 {
 		if rct := req.ContentType(); rct != nil {
 			inv.AppendHeader(sip.HeaderClone(rct))
 		}

@@ -2,11 +2,14 @@ package b2bua
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/sekisho/sekisho/internal/media"
 	"github.com/sekisho/sekisho/internal/response"
+	"github.com/sekisho/sekisho/internal/store"
 )
 
 // inDialogTimeout bounds how long a relayed in-dialog request may wait for
@@ -35,6 +38,7 @@ func (b *B2BUA) track(c *Call) bool {
 	b.calls[c] = struct{}{}
 	// Forget the call when either dialog ends for any reason.
 	untrack := func() {
+		c.endMedia() // the dialog ended some other way (no ACK, transport)
 		b.mu.Lock()
 		delete(b.legs, aKey)
 		delete(b.legs, bKey)
@@ -115,6 +119,7 @@ func (b *B2BUA) bye(c *Call, from side, req *sip.Request, tx sip.ServerTransacti
 			tx.Respond(response.New(req, 200))
 		}
 	}
+	c.endMedia()
 	c.rec.Finish(200, "", who)
 	ctx, cancel := context.WithTimeout(context.Background(), inDialogTimeout)
 	defer cancel()
@@ -130,6 +135,17 @@ func (b *B2BUA) bye(c *Call, from side, req *sip.Request, tx sip.ServerTransacti
 	c.log.Info("b2bua: call ended", "by", who)
 }
 
+// endMedia stops relaying, frees the ports and puts the packet counts in
+// the call record. Safe to call more than once.
+func (c *Call) endMedia() {
+	if c.sess == nil {
+		return
+	}
+	st := c.sess.Stats()
+	c.sess.Close()
+	c.rec.Update(func(r *store.CDR) { r.PacketsAtoB, r.PacketsBtoA = st.AtoB, st.BtoA })
+}
+
 // hangup ends a call from the PBX's side, sending BYE on both legs.
 func (b *B2BUA) hangup(c *Call, who, reason string) {
 	c.mu.Lock()
@@ -139,6 +155,7 @@ func (b *B2BUA) hangup(c *Call, who, reason string) {
 	}
 	c.ended = true
 	c.mu.Unlock()
+	c.endMedia()
 	c.rec.Finish(200, reason, who)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -152,9 +169,9 @@ func (b *B2BUA) hangup(c *Call, who, reason string) {
 // relay forwards an in-dialog request (re-INVITE, UPDATE, INFO, ...) to the
 // other side and passes its final answer back. For a re-INVITE the B2BUA
 // ACKs the other side itself and absorbs the ACK from the requester.
-func (b *B2BUA) relay(c *Call, from side, req *sip.Request, tx sip.ServerTransaction) {
+func (b *B2BUA) relay(c *Call, fromSide side, req *sip.Request, tx sip.ServerTransaction) {
 	var target sip.Uri
-	if from == sideA {
+	if fromSide == sideA {
 		if ct := c.bl.InviteResponse.Contact(); ct != nil {
 			target = ct.Address
 		} else {
@@ -164,16 +181,30 @@ func (b *B2BUA) relay(c *Call, from side, req *sip.Request, tx sip.ServerTransac
 		target = c.a.InviteRequest.Contact().Address
 	}
 	out := sip.NewRequest(req.Method, *target.Clone())
-	if ct := req.ContentType(); ct != nil && len(req.Body()) > 0 {
+	reqBody := req.Body()
+	from, to := media.SideA, media.SideB
+	if fromSide == sideB {
+		from, to = media.SideB, media.SideA
+	}
+	if c.sess != nil && isSDP(req) {
+		// A media change (hold, resume, new address): the requester's
+		// side follows its new SDP; the other side is offered our port.
+		var err error
+		if reqBody, err = c.mediaChange(from, to, reqBody); err != nil {
+			tx.Respond(response.New(req, 488))
+			return
+		}
+	}
+	if ct := req.ContentType(); ct != nil && len(reqBody) > 0 {
 		out.AppendHeader(sip.HeaderClone(ct))
 	}
-	out.SetBody(req.Body())
+	out.SetBody(reqBody)
 
 	ctx, cancel := context.WithTimeout(context.Background(), inDialogTimeout)
 	defer cancel()
 	var res *sip.Response
 	var err error
-	if from == sideA {
+	if fromSide == sideA {
 		res, err = c.bl.Do(ctx, out)
 	} else {
 		res, err = c.a.Do(ctx, out)
@@ -189,7 +220,7 @@ func (b *B2BUA) relay(c *Call, from side, req *sip.Request, tx sip.ServerTransac
 		ack := sip.NewRequest(sip.ACK, *target.Clone())
 		ack.AppendHeader(&sip.CSeqHeader{SeqNo: res.CSeq().SeqNo, MethodName: sip.ACK})
 		var ackErr error
-		if from == sideA {
+		if fromSide == sideA {
 			ackErr = c.bl.WriteRequest(ack)
 		} else {
 			ackErr = c.a.WriteRequest(ack)
@@ -198,8 +229,15 @@ func (b *B2BUA) relay(c *Call, from side, req *sip.Request, tx sip.ServerTransac
 			c.log.Debug("b2bua: ACK for relayed re-INVITE", "err", ackErr)
 		}
 	}
-	back := sip.NewResponseFromRequest(req, res.StatusCode, response.Phrase(res.StatusCode), res.Body())
-	if ct := res.ContentType(); ct != nil && len(res.Body()) > 0 {
+	resBody := res.Body()
+	if c.sess != nil && res.IsSuccess() && len(resBody) > 0 {
+		var err error
+		if resBody, err = c.mediaChange(to, from, resBody); err != nil {
+			resBody = nil
+		}
+	}
+	back := sip.NewResponseFromRequest(req, res.StatusCode, response.Phrase(res.StatusCode), resBody)
+	if ct := res.ContentType(); ct != nil && len(resBody) > 0 {
 		back.AppendHeader(sip.HeaderClone(ct))
 	}
 	if req.IsInvite() {
@@ -237,4 +275,22 @@ func (b *B2BUA) Close(ctx context.Context) int {
 		b.hangup(c, "pbx", "b2bua: PBX shutting down")
 	}
 	return len(left)
+}
+
+func isSDP(req *sip.Request) bool {
+	ct := req.ContentType()
+	return len(req.Body()) > 0 && ct != nil && strings.EqualFold(strings.TrimSpace(strings.Split(ct.Value(), ";")[0]), "application/sdp")
+}
+
+// mediaChange applies SDP that side src sent: the relay's src side
+// follows its address and hold state, and the SDP is rewritten to the
+// relay's dst side port for the other party.
+func (c *Call) mediaChange(src, dst media.Side, body []byte) ([]byte, error) {
+	offer, err := media.ParseSDP(body)
+	if err != nil {
+		return nil, err
+	}
+	c.sess.SetPeer(src, offer.Addr)
+	c.sess.SetHold(offer.Direction == "sendonly" || offer.Direction == "recvonly" || offer.Direction == "inactive")
+	return media.RewriteSDP(body, c.sessAddr, c.sess.Port(dst))
 }

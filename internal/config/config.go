@@ -28,6 +28,7 @@ type Config struct {
 	OutsidePrefix string   `json:"outside-prefix"`
 	Realm         string   `json:"realm"`
 	RingTimeout   Duration `json:"ring-timeout"`
+	MediaTimeout  Duration `json:"media-timeout"`
 	Grace         Duration `json:"grace"`
 	UDPBuffer     int      `json:"udp-buffer"`
 	LogLevel      string   `json:"log-level"`
@@ -76,6 +77,7 @@ func Default() Config {
 		OutsidePrefix: "0",
 		Realm:         "sekisho",
 		RingTimeout:   Duration(60 * time.Second),
+		MediaTimeout:  Duration(60 * time.Second),
 		Grace:         Duration(30 * time.Second),
 		UDPBuffer:     16 << 20,
 		LogLevel:      "info",
@@ -93,6 +95,7 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.OutsidePrefix, "outside-prefix", c.OutsidePrefix, "digits dialled before a public number to get an outside line (0 in Japan)")
 	fs.StringVar(&c.Realm, "realm", c.Realm, "digest realm; changing it invalidates every extension's stored hashes")
 	fs.Var((*durationFlag)(&c.RingTimeout), "ring-timeout", "how long a callee may ring before the caller gets 480")
+	fs.Var((*durationFlag)(&c.MediaTimeout), "media-timeout", "hang up an answered call when no RTP or RTCP arrives from either side for this long (0: never)")
 	fs.Var((*durationFlag)(&c.Grace), "grace", "on SIGTERM, how long calls in progress may continue before they are hung up")
 	fs.IntVar(&c.UDPBuffer, "udp-buffer", c.UDPBuffer, "UDP socket receive buffer in bytes")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
@@ -159,6 +162,9 @@ func (c *Config) Validate() error {
 	}
 	if c.RingTimeout <= 0 {
 		return errors.New("config: ring-timeout: must be positive, such as 60s")
+	}
+	if c.MediaTimeout < 0 {
+		return errors.New("config: media-timeout: must not be negative (0 disables it)")
 	}
 	if c.Grace < 0 {
 		return errors.New("config: grace: must not be negative")

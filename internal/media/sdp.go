@@ -160,11 +160,49 @@ func parseSDP(body []byte) (*sdp.SessionDescription, error) {
 			return nil, fmt.Errorf("%w: CR without LF at byte %d", ErrBadSDP, i)
 		}
 	}
+	if err := checkLines(body); err != nil {
+		return nil, err
+	}
+	text := string(body)
+	if body[len(body)-1] != '\n' {
+		// Bodies often lack the last line end; the parser needs it.
+		text += "\r\n"
+	}
 	var sd sdp.SessionDescription
-	if err := sd.UnmarshalString(string(body)); err != nil {
+	if err := sd.UnmarshalString(text); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadSDP, err)
 	}
 	return &sd, nil
+}
+
+// fieldLines gives, for the line types the parser reads field by field,
+// how many fields it reads (RFC 4566 section 5: v=<version>,
+// o=<username> <sess-id> <sess-version> <nettype> <addrtype> <address>,
+// c=<nettype> <addrtype> <address>, t=<start> <stop>).
+var fieldLines = [256]int{'v': 1, 'o': 6, 'c': 3, 't': 2}
+
+// checkLines refuses lines the parser would read differently from
+// RewriteSDP. For v=, o=, c= and t= the parser takes whatever follows the
+// last field on the same line as the next line: "c=IN IP4 192.0.2.1 t=0 0"
+// is a c= line and a t= line to it, but one line to a line-based reader,
+// and "c=IN IP4 192.0.2.1 c=IN IP4 192.0.2.99" would smuggle a second
+// address past the rewrite (a parser differential). Those lines must hold
+// no more fields than the parser reads, starting right after the "=".
+func checkLines(body []byte) error {
+	for _, line := range bytes.Split(body, []byte("\n")) {
+		if len(line) < 2 || line[1] != '=' {
+			continue
+		}
+		limit := fieldLines[line[0]]
+		if limit == 0 {
+			continue
+		}
+		rest := bytes.TrimSuffix(line[2:], []byte("\r"))
+		if n := len(bytes.Fields(rest)); n > limit || (n > 0 && (rest[0] == ' ' || rest[0] == '\t')) {
+			return fmt.Errorf("%w: %c= line with %d fields or leading blank", ErrBadSDP, line[0], n)
+		}
+	}
+	return nil
 }
 
 // audioStream finds the first usable audio stream and returns its index

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
 	"sync"
 	"time"
@@ -24,6 +25,7 @@ import (
 	"github.com/sekisho/sekisho/internal/config"
 	"github.com/sekisho/sekisho/internal/dialplan"
 	"github.com/sekisho/sekisho/internal/digest"
+	"github.com/sekisho/sekisho/internal/media"
 	"github.com/sekisho/sekisho/internal/registrar"
 	"github.com/sekisho/sekisho/internal/store"
 	"github.com/sekisho/sekisho/internal/trunk"
@@ -136,9 +138,15 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("pbx: sip client: %w", err)
 	}
+	relay, mediaAddr, err := newRelay(cfg, udp, host, log)
+	if err != nil {
+		return err
+	}
+	defer relay.Close()
 	bcfg := b2bua.Config{
 		Client: s.client, Host: host, Port: port,
 		RingTimeout: time.Duration(cfg.RingTimeout), Log: log, Trunks: s.trunks,
+		Media: relay, MediaAddr: mediaAddr,
 	}
 	if udp != nil {
 		bcfg.UDPLocal = udp.LocalAddr().(*net.UDPAddr)
@@ -204,6 +212,33 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	log.Info("pbx: stopped", "calls_hung_up", ended)
 	return runErr
+}
+
+// newRelay starts the media relay on the SIP UDP listener's address (all
+// addresses if that is unspecified) and advertises the SIP host.
+func newRelay(cfg config.Config, udp net.PacketConn, host string, log *slog.Logger) (*media.Relay, netip.Addr, error) {
+	lo, hi, err := cfg.RTPRange()
+	if err != nil {
+		return nil, netip.Addr{}, err
+	}
+	adv, err := netip.ParseAddr(host)
+	if err != nil {
+		return nil, netip.Addr{}, fmt.Errorf("pbx: advertise %q: the media relay needs an IP address to put in SDP: set --advertise to this host's IP", host)
+	}
+	bind := net.IPv4zero
+	if udp != nil {
+		if ip := udp.LocalAddr().(*net.UDPAddr).IP; !ip.IsUnspecified() {
+			bind = ip
+		}
+	}
+	relay, err := media.New(media.Config{
+		BindIP: bind, Advertise: net.IP(adv.AsSlice()), PortMin: lo, PortMax: hi,
+		IdleTimeout: time.Duration(cfg.MediaTimeout), Log: log.With("component", "media"),
+	})
+	if err != nil {
+		return nil, netip.Addr{}, fmt.Errorf("pbx: media relay: %w", err)
+	}
+	return relay, adv, nil
 }
 
 // trunkReload is how often trunk changes made with the CLI are picked up.
