@@ -10,7 +10,7 @@
 // socket to that side's phone. Each side latches to the source of the first
 // valid RTP packet it receives and drops packets from any other source
 // afterwards. When neither side sends anything for Config.IdleTimeout the
-// session reports it once, so the call can be ended and recorded.
+// session reports it, so the call can be ended and recorded.
 //
 // The package knows nothing of SIP. The B2BUA calls ParseSDP and
 // RewriteSDP on each leg's description, SetPeer with what ParseSDP found,
@@ -54,7 +54,8 @@ type Config struct {
 	// IdleTimeout is how long a session may go without RTP or RTCP from
 	// either side before its onIdle runs; 0 disables the check. The clock
 	// runs only while both sides have a peer (SetPeer) and the session is
-	// not on hold (SetHold).
+	// not on hold (SetHold), and every SetPeer or SetHold call starts it
+	// again (a new offer or answer gives the media a fresh chance).
 	IdleTimeout time.Duration
 	// Log receives latching and dropping events; nil discards them.
 	Log *slog.Logger
@@ -138,9 +139,12 @@ func New(cfg Config) (*Relay, error) {
 }
 
 // Open allocates two RTP/RTCP port pairs, binds them and starts relaying.
-// onIdle, if not nil, runs once, in a goroutine of its own, when the
-// session has seen no media for Config.IdleTimeout; it may call
-// Session.Close but must not call Relay.Close. Open returns ErrExhausted
+// onIdle, if not nil, runs in a goroutine of its own when the session has
+// seen no media for Config.IdleTimeout; it runs once per quiet spell: again
+// only if a later SetPeer or SetHold restarted the clock (so a callback
+// that ignores an idle spell while the call still rings is called again
+// after the answer's SetPeer). It may call Session.Close but must not call
+// Relay.Close. Open returns ErrExhausted
 // when the range has no two free pairs that bind, and ErrClosed after
 // Close.
 func (r *Relay) Open(onIdle func()) (*Session, error) {

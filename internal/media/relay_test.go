@@ -3,9 +3,11 @@ package media
 import (
 	"bytes"
 	"errors"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -39,15 +41,38 @@ func checkGoroutines(t *testing.T) {
 	})
 }
 
-// newRelay returns a relay on 127.0.0.1 with ports min-max, closed when the
-// test ends.
-func newRelay(t testing.TB, min, max int, idle time.Duration) *Relay {
+// freePorts returns the first of n consecutive free UDP ports, n even,
+// starting at an even port picked at random between 30000 and 32766 (below
+// Linux's ephemeral range), so that tests do not trip over each other, over
+// a running sekisho or over bench/mediaload.
+func freePorts(t testing.TB, n int) int {
 	t.Helper()
+try:
+	for range 100 {
+		base := 30000 + 2*rand.IntN((32766-30000-n)/2)
+		for p := base; p < base+n; p++ {
+			c, err := net.ListenUDP("udp4", &net.UDPAddr{Port: p})
+			if err != nil {
+				continue try
+			}
+			c.Close()
+		}
+		return base
+	}
+	t.Fatalf("no %d free consecutive ports", n)
+	return 0
+}
+
+// newRelay returns a relay on 127.0.0.1 with n free ports, closed when the
+// test ends.
+func newRelay(t testing.TB, n int, idle time.Duration) *Relay {
+	t.Helper()
+	base := freePorts(t, n)
 	r, err := New(Config{
 		BindIP:      net.IP(relayIP.AsSlice()),
 		Advertise:   net.IP(relayIP.AsSlice()),
-		PortMin:     min,
-		PortMax:     max,
+		PortMin:     base,
+		PortMax:     base + n - 1,
 		IdleTimeout: idle,
 	})
 	if err != nil {
@@ -160,7 +185,7 @@ func call(t *testing.T, r *Relay) (*Session, *phone, *phone) {
 
 func TestRelayBothWays(t *testing.T) {
 	checkGoroutines(t)
-	r := newRelay(t, 21000, 21099, 0)
+	r := newRelay(t, 100, 0)
 	s, a, b := call(t, r)
 	relayA := netip.AddrPortFrom(relayIP, uint16(s.Port(SideA)))
 	relayB := netip.AddrPortFrom(relayIP, uint16(s.Port(SideB)))
@@ -196,7 +221,7 @@ func TestRelayBothWays(t *testing.T) {
 // sends from another; the relay answers where the packets come from.
 func TestNATLatch(t *testing.T) {
 	checkGoroutines(t)
-	r := newRelay(t, 21100, 21199, 0)
+	r := newRelay(t, 100, 0)
 	s, err := r.Open(nil)
 	if err != nil {
 		t.Fatal(err)
@@ -214,7 +239,7 @@ func TestNATLatch(t *testing.T) {
 
 func TestInjectedPacketsAreDropped(t *testing.T) {
 	checkGoroutines(t)
-	r := newRelay(t, 21200, 21299, 0)
+	r := newRelay(t, 100, 0)
 	s, a, b := call(t, r)
 	attacker := newPhone(t, attackerIP)
 
@@ -246,7 +271,7 @@ func TestInjectedPacketsAreDropped(t *testing.T) {
 
 func TestSetPeerChangeRelatches(t *testing.T) {
 	checkGoroutines(t)
-	r := newRelay(t, 21300, 21399, 0)
+	r := newRelay(t, 100, 0)
 	s, a, b := call(t, r)
 	a2 := newPhone(t, phoneA2IP) // the caller's phone after it moved
 
@@ -279,7 +304,8 @@ func TestSetPeerChangeRelatches(t *testing.T) {
 
 func TestSetPeerRefusesDangerousAddresses(t *testing.T) {
 	checkGoroutines(t)
-	r, err := New(Config{BindIP: net.IPv4zero, Advertise: net.ParseIP("192.0.2.1"), PortMin: 21400, PortMax: 21499})
+	base := freePorts(t, 100)
+	r, err := New(Config{BindIP: net.IPv4zero, Advertise: net.ParseIP("192.0.2.1"), PortMin: base, PortMax: base + 99})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -289,12 +315,12 @@ func TestSetPeerRefusesDangerousAddresses(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, ap := range []string{
-		"127.0.0.1:5060",  // a service on the PBX host itself
-		"224.0.0.1:40000", // multicast
-		"192.0.2.50:53",   // reflection onto DNS
-		"192.0.2.1:21402", // the relay's own port: a loop
-		"0.0.0.0:40000",   // RFC 2543 hold
-		"192.0.2.50:0",    // rejected stream
+		"192.0.2.1:" + strconv.Itoa(base+2), // the relay's own port: a loop
+		"127.0.0.1:5060",                    // a service on the PBX host itself
+		"224.0.0.1:40000",                   // multicast
+		"192.0.2.50:53",                     // reflection onto DNS
+		"0.0.0.0:40000",                     // RFC 2543 hold
+		"192.0.2.50:0",                      // rejected stream
 		"[::ffff:127.0.0.1]:40000",
 	} {
 		s.SetPeer(SideB, netip.MustParseAddrPort(ap))
@@ -316,7 +342,7 @@ func TestSetPeerRefusesDangerousAddresses(t *testing.T) {
 
 func TestCloseFreesPorts(t *testing.T) {
 	checkGoroutines(t)
-	r := newRelay(t, 21500, 21503, 0) // room for exactly one session
+	r := newRelay(t, 4, 0) // room for exactly one session
 	s1, err := r.Open(nil)
 	if err != nil {
 		t.Fatal(err)
@@ -343,7 +369,8 @@ func TestCloseFreesPorts(t *testing.T) {
 
 func TestExhausted(t *testing.T) {
 	checkGoroutines(t)
-	r := newRelay(t, 21600, 21607, 0) // two sessions
+	r := newRelay(t, 8, 0) // two sessions
+	base := r.portMin
 	seen := map[int]bool{}
 	for range 2 {
 		s, err := r.Open(nil)
@@ -352,7 +379,7 @@ func TestExhausted(t *testing.T) {
 		}
 		for _, side := range []Side{SideA, SideB} {
 			p := s.Port(side)
-			if p%2 != 0 || p < 21600 || p > 21606 || seen[p] {
+			if p%2 != 0 || p < base || p > base+6 || seen[p] {
 				t.Fatalf("port %d odd, out of range or reused", p)
 			}
 			seen[p] = true
@@ -370,21 +397,33 @@ func TestExhausted(t *testing.T) {
 
 func TestBusyPortSkipped(t *testing.T) {
 	checkGoroutines(t)
-	blocker, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:21701")))
+	base := freePorts(t, 8)
+	blocker, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IP(relayIP.AsSlice()), Port: base + 1})
 	if err != nil {
-		t.Skip("cannot take port 21701 for the test:", err)
+		t.Fatal(err)
 	}
 	defer blocker.Close()
-	r := newRelay(t, 21700, 21707, 0) // pair 21700 is half taken by another program
+	r, err := New(Config{BindIP: net.IP(relayIP.AsSlice()), Advertise: net.IP(relayIP.AsSlice()), PortMin: base, PortMax: base + 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	// Pair base is half taken by another program.
 	s, err := r.Open(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Port(SideA) != 21702 || s.Port(SideB) != 21704 {
-		t.Fatalf("ports %d, %d; want 21702, 21704", s.Port(SideA), s.Port(SideB))
+	if s.Port(SideA) != base+2 || s.Port(SideB) != base+4 {
+		t.Fatalf("ports %d, %d; want %d, %d", s.Port(SideA), s.Port(SideB), base+2, base+4)
 	}
 	if _, err := r.Open(nil); !errors.Is(err, ErrExhausted) {
-		t.Fatalf("Open: %v, want ErrExhausted (21706 free, 21700 busy)", err)
+		t.Fatalf("Open: %v, want ErrExhausted (base+6 free, base busy)", err)
+	}
+	// Once the other program lets go, the pair comes round again.
+	blocker.Close()
+	s2, err := r.Open(nil)
+	if err != nil || s2.Port(SideA)+s2.Port(SideB) != 2*base+6 {
+		t.Fatalf("Open after the port came free: %v, %v", s2, err)
 	}
 }
 
@@ -410,7 +449,7 @@ func TestNewRefusesBadConfig(t *testing.T) {
 func TestIdle(t *testing.T) {
 	checkGoroutines(t)
 	const idle = 150 * time.Millisecond
-	r := newRelay(t, 21800, 21899, idle)
+	r := newRelay(t, 100, idle)
 	var fired atomic.Int32
 	done := make(chan struct{}, 4)
 	s, err := r.Open(func() { fired.Add(1); done <- struct{}{} })
@@ -454,12 +493,25 @@ func TestIdle(t *testing.T) {
 	if n := fired.Load(); n != 1 {
 		t.Fatalf("onIdle ran %d times", n)
 	}
+
+	// A new offer or answer (SetPeer, here with the same address) starts
+	// the clock again: onIdle runs once more after another quiet spell.
+	s.SetPeer(SideB, b.addr())
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+		t.Fatal("onIdle did not run again after SetPeer")
+	}
+	time.Sleep(3 * idle)
+	if n := fired.Load(); n != 2 {
+		t.Fatalf("onIdle ran %d times", n)
+	}
 }
 
 // TestIdleCallbackMayClose: the B2BUA ends the call from onIdle.
 func TestIdleCallbackMayClose(t *testing.T) {
 	checkGoroutines(t)
-	r := newRelay(t, 21900, 21999, 50*time.Millisecond)
+	r := newRelay(t, 100, 50*time.Millisecond)
 	closed := make(chan struct{})
 	var s *Session
 	ready := make(chan struct{})
@@ -482,7 +534,7 @@ func TestIdleCallbackMayClose(t *testing.T) {
 
 func TestRelayClose(t *testing.T) {
 	checkGoroutines(t)
-	r := newRelay(t, 22000, 22099, time.Second)
+	r := newRelay(t, 100, time.Second)
 	for range 3 {
 		if _, err := r.Open(nil); err != nil {
 			t.Fatal(err)
@@ -525,7 +577,7 @@ func TestForwardDoesNotAllocate(t *testing.T) {
 		t.Skip("the race detector allocates")
 	}
 	checkGoroutines(t)
-	r := newRelay(t, 22100, 22199, time.Second)
+	r := newRelay(t, 100, time.Second)
 	s, a, b := latched(t, r)
 	drained := make(chan struct{})
 	go func() {
@@ -569,7 +621,7 @@ func TestForwardDoesNotAllocate(t *testing.T) {
 // figure counts every allocation in the process: the phones, the relay's
 // reader goroutines and its forwarding.
 func BenchmarkForward(b *testing.B) {
-	r := newRelay(b, 22200, 22299, time.Second)
+	r := newRelay(b, 100, time.Second)
 	s, err := r.Open(nil)
 	if err != nil {
 		b.Fatal(err)
@@ -600,7 +652,7 @@ func BenchmarkForward(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "packets/s")
 	b.StopTimer()
-	if st := s.Stats(); st.AtoB != uint64(b.N) {
-		b.Fatalf("relayed %d of %d", st.AtoB, b.N)
-	}
+	// The relay counts a packet just after sending it, so phone B may see
+	// the last one before the count does.
+	waitStats(b, s, func(st Stats) bool { return st.AtoB == uint64(b.N) })
 }

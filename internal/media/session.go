@@ -92,6 +92,9 @@ type Session struct {
 	warned [2]bool
 	// hold suspends the idle check.
 	hold bool
+	// restart tells the idle check that SetPeer or SetHold ran: its clock
+	// starts again, and onIdle may run again.
+	restart bool
 
 	// Owned by the relay's idle goroutine.
 	idleHeard uint64
@@ -131,6 +134,7 @@ func (s *Session) SetPeer(side Side, rtp netip.AddrPort) {
 	}
 	s.peer[side] = rtp
 	s.peerSet[side] = true
+	s.restart = true
 }
 
 // usablePeer reports whether the relay may send to an address taken from
@@ -173,6 +177,7 @@ func (s *Session) SetHold(on bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.hold = on
+	s.restart = true
 }
 
 // Stats returns the session's counters.
@@ -341,15 +346,20 @@ func (s *Session) destLocked(side Side, k kind) netip.AddrPort {
 	return netip.AddrPortFrom(d.Addr(), d.Port()+1)
 }
 
-// idleDue reports, once, that the session has heard nothing for timeout
-// while both sides have a peer and the call is not on hold. Only the
-// relay's idle goroutine calls it.
+// idleDue reports that the session has heard nothing for timeout while
+// both sides have a peer and the call is not on hold: once, until SetPeer
+// or SetHold restarts the clock. Only the relay's idle goroutine calls it.
 func (s *Session) idleDue(now time.Time, timeout time.Duration) bool {
 	heard := s.heard.Load()
 	s.mu.Lock()
 	armed := s.peerSet[SideA] && s.peerSet[SideB] && !s.hold
+	restart := s.restart
+	s.restart = false
 	s.mu.Unlock()
-	if !armed || heard != s.idleHeard || s.idleSince.IsZero() {
+	if restart {
+		s.idleFired = false
+	}
+	if !armed || restart || heard != s.idleHeard || s.idleSince.IsZero() {
 		s.idleHeard, s.idleSince = heard, now
 		return false
 	}

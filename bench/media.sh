@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# media.sh measures how many calls' audio sekisho's media relay carries on
+# this machine. It builds bench/mediaload and runs it once per call count in
+# $CALLS: each run opens that many relay sessions in-process on 127.0.0.1
+# and has two fake phones per call (127.0.0.2 and 127.0.0.3) send G.711
+# RTP through them both ways (172-byte packets every 20 ms) for $DURATION
+# seconds. It stops stepping up after a step that loses $STOP_LOSS_PCT % or
+# more, and also after one that shows the machine saturated before any
+# loss: p99 jitter of $STOP_JITTER_MS ms or more, or phones that could not
+# send $STOP_SENT_PCT % of the packets their pacing asked for. One markdown
+# table row is printed per step; the report also goes to
+# bench/results/media-<date>.md.
+#
+# Environment (defaults in brackets):
+#   CALLS ["50 100 200 400 800"]  concurrent calls, one step each
+#   DURATION [10]         seconds of RTP per step
+#   PPS [50]              packets per second per phone
+#   PAYLOAD [160]         RTP payload bytes
+#   PORTS [20000-29999]   relay port range on 127.0.0.1 (4 ports per call)
+#   STOP_LOSS_PCT [0.1]   stop stepping up once a step loses this much
+#   STOP_JITTER_MS [20]   ... or its p99 jitter reaches this
+#   STOP_SENT_PCT [98]    ... or the phones sent less than this % of the target
+#   SETTLE [2]            seconds of rest between steps
+set -euo pipefail
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_init media
+need go awk
+
+calls_list=${CALLS:-50 100 200 400 800}
+duration=${DURATION:-10}
+pps=${PPS:-50}
+payload=${PAYLOAD:-160}
+ports=${PORTS:-20000-29999}
+stop_loss=${STOP_LOSS_PCT:-0.1}
+stop_jitter=${STOP_JITTER_MS:-20}
+stop_sent=${STOP_SENT_PCT:-98}
+settle=${SETTLE:-2}
+
+(cd "$repo_root" && go build -o "$tmp/mediaload" ./bench/mediaload)
+
+rev=$(git -C "$repo_root" rev-parse --short HEAD 2>/dev/null || echo "no commit")
+if [[ -n $(git -C "$repo_root" status --porcelain 2>/dev/null | head -1) ]]; then
+	rev="$rev (uncommitted changes)"
+fi
+say "# sekisho media relay benchmark"
+say ""
+say "| | |"
+say "|---|---|"
+say "| date | $(date -u '+%Y-%m-%d %H:%M:%S UTC') |"
+say "| host | $(uname -srm) |"
+say "| CPU | $(nproc) x $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo) |"
+say "| memory | $(awk '/^MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo) |"
+say "| load average (1, 5, 15 min) | $(cut -d' ' -f1-3 /proc/loadavg) |"
+say "| net.core.rmem_default | $(cat /proc/sys/net/core/rmem_default 2>/dev/null || echo '?') |"
+say "| sekisho | $rev |"
+say "| Go | $(go env GOVERSION) |"
+say ""
+say "Each call: two phones send ${payload}-byte-payload RTP at ${pps} packets/s each, through one relay session, for ${duration} s per step."
+say "Relay, phones and measurement share one process, so the CPU figures include the phones' sending and receiving."
+say ""
+"$tmp/mediaload" -header | while IFS= read -r line; do say "$line"; done
+
+for calls in $calls_list; do
+	# Bounded: the run ends by itself after DURATION plus a short drain;
+	# timeout is the backstop.
+	row=$(timeout $((duration * 2 + 60)) "$tmp/mediaload" -row -calls "$calls" \
+		-duration "${duration}s" -pps "$pps" -payload "$payload" -ports "$ports") || {
+		say "| $calls | step failed (mediaload exit status $?) | | | | | | | | | |"
+		break
+	}
+	say "$row"
+	# Columns: 5 loss %, 6 sent of target %, 10 jitter p99 ms.
+	read -r loss sent_pct p99 < <(printf '%s\n' "$row" | awk -F'|' '{gsub(/ /, ""); print $5, $6, $10}')
+	why=$(awk -v l="$loss" -v s="$sent_pct" -v j="$p99" \
+		-v ml="$stop_loss" -v ms="$stop_sent" -v mj="$stop_jitter" 'BEGIN {
+			if (l + 0 >= ml + 0) printf "lost %s %% (limit %s %%)", l, ml
+			else if (j + 0 >= mj + 0) printf "p99 jitter %s ms (limit %s ms): the machine is saturated", j, mj
+			else if (s + 0 < ms + 0) printf "the phones sent only %s %% of their packets (limit %s %%): the machine is saturated", s, ms
+		}')
+	if [[ -n $why ]]; then
+		say ""
+		say "Stopped after $calls calls: $why."
+		break
+	fi
+	sleep "$settle"
+done
+say ""
+say "Report written to ${results#"$repo_root"/}"
