@@ -302,9 +302,9 @@ func checkCalleeLeg(t *testing.T, caller, callee *sippResult, uasPort int) {
 }
 
 // checkAnchored checks that the SDP the far side got is the SDP the near
-// side sent with only the media address and port replaced by the PBX's
-// relay: codecs and attributes pass unchanged, and the near side's own
-// address is not handed out.
+// side sent with only the addresses (origin, connection) and the media
+// port replaced by the PBX's relay: codecs and attributes pass unchanged,
+// and the near side's own address is not handed out.
 func checkAnchored(t *testing.T, sent, got string) {
 	t.Helper()
 	sl, gl := strings.Split(sent, "\n"), strings.Split(got, "\n")
@@ -318,6 +318,11 @@ func checkAnchored(t *testing.T, sent, got string) {
 		case strings.HasPrefix(s, "c="):
 			if g != "c=IN IP4 127.0.0.1" {
 				t.Errorf("SDP connection %q, want the PBX's relay address (sent %q)", g, s)
+			}
+		case strings.HasPrefix(s, "o="):
+			sf, gf := strings.Fields(s), strings.Fields(g)
+			if len(sf) != 6 || len(gf) != 6 || strings.Join(sf[:5], " ") != strings.Join(gf[:5], " ") || gf[5] != "127.0.0.1" {
+				t.Errorf("SDP origin %q, want %q with the relay's address", g, s)
 			}
 		case strings.HasPrefix(s, "m=audio "):
 			sf, gf := strings.Fields(s), strings.Fields(g)

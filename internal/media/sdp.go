@@ -113,7 +113,17 @@ func RewriteSDP(body []byte, addr netip.Addr, rtpPort int) ([]byte, error) {
 				if !unspecifiedConn(line) {
 					line = []byte(conn)
 				}
+			case 'o':
+				// The origin carries the phone's own (often private)
+				// address: hand out the relay's instead.
+				line = rewriteOrigin(line, addrType, addr)
 			case 'a':
+				if isICE(line) {
+					// ICE candidates would let the two phones find each
+					// other and send media around the relay, where no
+					// policy, count or timeout applies: drop them.
+					continue
+				}
 				if section == audio && bytes.HasPrefix(line, []byte("a=rtcp:")) {
 					line = rewriteRTCPAttr(line, rtcp, addrType, addr)
 				}
@@ -328,4 +338,31 @@ func rewriteRTCPAttr(line []byte, port, addrType string, addr netip.Addr) []byte
 		return []byte("a=rtcp:" + port + " IN " + addrType + " " + addr.String())
 	}
 	return []byte("a=rtcp:" + port)
+}
+
+// iceAttrs are the ICE attributes of RFC 8839 section 5.
+var iceAttrs = [][]byte{
+	[]byte("a=candidate:"), []byte("a=remote-candidates:"), []byte("a=ice-ufrag:"),
+	[]byte("a=ice-pwd:"), []byte("a=ice-options:"), []byte("a=ice-lite"), []byte("a=end-of-candidates"),
+	[]byte("a=ice-mismatch"), []byte("a=ice-pacing:"),
+}
+
+func isICE(line []byte) bool {
+	for _, p := range iceAttrs {
+		if bytes.HasPrefix(line, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// rewriteOrigin replaces the address type and address of an o= line
+// (RFC 4566 section 5.2), keeping user name, session ID and version.
+func rewriteOrigin(line []byte, addrType string, addr netip.Addr) []byte {
+	f := bytes.Fields(line)
+	if len(f) != 6 {
+		return line // checkLines refused other shapes already
+	}
+	f[4], f[5] = []byte(addrType), []byte(addr.String())
+	return bytes.Join(f, []byte(" "))
 }

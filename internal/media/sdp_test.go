@@ -166,7 +166,7 @@ func TestRewriteSDP(t *testing.T) {
 	}{
 		{"session c=, codecs and DTMF kept", sdpPCMU, relay4, 40000, crlf(
 			"v=0",
-			"o=201 2890844526 2890844526 IN IP4 192.0.2.10",
+			"o=201 2890844526 2890844526 IN IP4 203.0.113.5",
 			"s=-",
 			"c=IN IP4 203.0.113.5",
 			"t=0 0",
@@ -179,7 +179,7 @@ func TestRewriteSDP(t *testing.T) {
 		)},
 		{"session and media c= both rewritten", sdpG722MediaConn, relay4, 40002, crlf(
 			"v=0",
-			"o=202 1 1 IN IP4 192.0.2.20",
+			"o=202 1 1 IN IP4 203.0.113.5",
 			"s=call",
 			"c=IN IP4 203.0.113.5",
 			"t=0 0",
@@ -191,7 +191,7 @@ func TestRewriteSDP(t *testing.T) {
 		)},
 		{"a=rtcp with address, direction kept", sdpOpusRTCP, relay4, 40004, crlf(
 			"v=0",
-			"o=- 4611731400430051336 2 IN IP4 192.0.2.30",
+			"o=- 4611731400430051336 2 IN IP4 203.0.113.5",
 			"s=-",
 			"t=0 0",
 			"m=audio 40004 RTP/AVP 111 0 101",
@@ -204,10 +204,10 @@ func TestRewriteSDP(t *testing.T) {
 			"a=sendonly",
 		)},
 		{"a=rtcp port only", strings.Replace(sdpPCMU, "a=ptime:20", "a=rtcp:53020", 1), relay4, 40000,
-			strings.NewReplacer("49170", "40000", "192.0.2.10\r\nt=", "203.0.113.5\r\nt=", "a=ptime:20", "a=rtcp:40001").Replace(sdpPCMU)},
+			strings.NewReplacer("49170", "40000", "192.0.2.10", "203.0.113.5", "a=ptime:20", "a=rtcp:40001").Replace(sdpPCMU)},
 		{"RFC 2543 hold keeps 0.0.0.0", sdpHoldZero, relay4, 40006, crlf(
 			"v=0",
-			"o=201 3 5 IN IP4 192.0.2.10",
+			"o=201 3 5 IN IP4 203.0.113.5",
 			"s=-",
 			"c=IN IP4 0.0.0.0",
 			"t=0 0",
@@ -216,7 +216,7 @@ func TestRewriteSDP(t *testing.T) {
 		)},
 		{"video and second audio rejected", sdpVideoFirst, relay4, 40008, crlf(
 			"v=0",
-			"o=203 7 7 IN IP4 192.0.2.40",
+			"o=203 7 7 IN IP4 203.0.113.5",
 			"s=-",
 			"c=IN IP4 203.0.113.5",
 			"t=0 0",
@@ -228,11 +228,11 @@ func TestRewriteSDP(t *testing.T) {
 			"a=recvonly",
 		)},
 		{"LF line ends kept", strings.ReplaceAll(sdpHoldZero, "\r\n", "\n"), relay4, 40010,
-			"v=0\no=201 3 5 IN IP4 192.0.2.10\ns=-\nc=IN IP4 0.0.0.0\nt=0 0\nm=audio 40010 RTP/AVP 0\na=sendonly\n"},
+			"v=0\no=201 3 5 IN IP4 203.0.113.5\ns=-\nc=IN IP4 0.0.0.0\nt=0 0\nm=audio 40010 RTP/AVP 0\na=sendonly\n"},
 		{"IPv4 phone, IPv6 relay", sdpPCMU, relay6, 40012,
-			strings.NewReplacer("49170", "40012", "c=IN IP4 192.0.2.10", "c=IN IP6 2001:db8::5").Replace(sdpPCMU)},
+			strings.NewReplacer("49170", "40012", "IN IP4 192.0.2.10", "IN IP6 2001:db8::5").Replace(sdpPCMU)},
 		{"IPv6 phone, IPv4 relay", sdpIPv6, relay4, 40014,
-			strings.NewReplacer("m=audio 6000", "m=audio 40014", "c=IN IP6 2001:db8::4", "c=IN IP4 203.0.113.5").Replace(sdpIPv6)},
+			strings.NewReplacer("m=audio 6000", "m=audio 40014", "IN IP6 2001:db8::4", "IN IP4 203.0.113.5").Replace(sdpIPv6)},
 		{"no audio", sdpVideoOnly, relay4, 40000, ""},
 		{"garbage", "v=0\r\nthis is not SDP\r\n", relay4, 40000, ""},
 	}
@@ -305,4 +305,22 @@ func FuzzRewriteSDP(f *testing.F) {
 			t.Fatalf("second rewrite differs (%v):\n%q\n%q", err, out, again)
 		}
 	})
+}
+
+func TestRewriteSDPDropsICEAndOrigin(t *testing.T) {
+	in := "v=0\r\no=phone 42 1 IN IP4 192.168.1.23\r\ns=-\r\nc=IN IP4 192.168.1.23\r\nt=0 0\r\n" +
+		"a=ice-ufrag:abcd\r\na=ice-pwd:secretsecretsecretsecret\r\n" +
+		"m=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n" +
+		"a=candidate:1 1 UDP 2130706431 192.168.1.23 4000 typ host\r\na=end-of-candidates\r\n"
+	out, err := RewriteSDP([]byte(in), netip.MustParseAddr("203.0.113.5"), 20000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := string(out)
+	if strings.Contains(got, "192.168.1.23") || strings.Contains(got, "candidate") || strings.Contains(got, "ice-") {
+		t.Fatalf("phone address or ICE left in rewritten SDP:\n%s", got)
+	}
+	if !strings.Contains(got, "o=phone 42 1 IN IP4 203.0.113.5\r\n") || !strings.Contains(got, "m=audio 20000 RTP/AVP 0\r\n") {
+		t.Fatalf("rewritten SDP:\n%s", got)
+	}
 }
