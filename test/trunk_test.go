@@ -1,6 +1,7 @@
 package test
 
 import (
+	"context"
 	"net"
 	"os"
 	"path/filepath"
@@ -223,5 +224,35 @@ func TestTrunkSilent(t *testing.T) {
 	rec := waitOneCDR(t, p)
 	if rec.ResultCode != 503 || rec.Trunk != "carrier" || rec.HangupBy != "pbx" || !strings.Contains(rec.ResultReason, "no response") {
 		t.Errorf("record: %+v", rec)
+	}
+}
+
+// TestTrunkInboundToBaresip: the carrier (SIPp) calls a DID that rings a
+// registered baresip phone, which answers; the phone's audio goes out
+// through the PBX's relay toward the carrier.
+func TestTrunkInboundToBaresip(t *testing.T) {
+	requireTool(t, "sipp")
+	requireTool(t, "baresip")
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
+	defer cancel()
+	p, _, pw202, _ := startPBXWithTrunk(t)
+	wav := filepath.Join(t.TempDir(), "tone.wav")
+	if err := writeToneWAV(wav, 880, 20, 8000); err != nil {
+		t.Fatal(err)
+	}
+	phone := startBaresip(ctx, t, "phone-202", "202", pw202, p, wav)
+	phone.waitRegistered(t, 10*time.Second)
+
+	carrier := runSIPp(t, sippSpec{Name: "carrier", Scenario: "carrier_uac.xml", Target: p.SIPAddr(), IP: carrierIP, Service: did, PauseMS: 2000})
+	if !carrier.ok(1) {
+		t.Fatalf("carrier call to the DID failed:\n%s\n%s\nphone log:\n%s", carrier.summary(), carrier.report(), phone.log())
+	}
+	if _, ok := phone.waitEvent(5*time.Second, isEvent("CALL_CLOSED")); !ok {
+		t.Errorf("the phone never saw the carrier's BYE")
+	}
+	rec := waitOneCDR(t, p)
+	checkCDR(t, rec, cdrWant{Caller: "0398765432", Dialled: did, Callee: oneOf{"202"}, ResultCode: 200, Answered: true, HangupBy: oneOf{"caller"}})
+	if rec.Direction != "inbound" || rec.PacketsBtoA < 50 {
+		t.Errorf("want an inbound call with the phone's audio relayed toward the carrier: %+v", rec)
 	}
 }
