@@ -247,21 +247,28 @@ const trunkReload = 2 * time.Second
 // watchTrunks reloads the trunk directory so that `sekisho trunk add/del`
 // takes effect without a restart, and keeps carrier registrations in step.
 func (s *Server) watchTrunks(ctx context.Context, regs *trunk.Registrations) {
-	t := time.NewTicker(trunkReload)
+	every(ctx, trunkReload, func() {
+		changed, err := s.trunks.Reload(ctx)
+		if err != nil {
+			s.log.Error("pbx: trunk reload failed", "err", err)
+			return
+		}
+		if changed {
+			regs.Sync(ctx)
+		}
+	})
+}
+
+// every runs fn each period until ctx is done.
+func every(ctx context.Context, period time.Duration, fn func()) {
+	t := time.NewTicker(period)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			changed, err := s.trunks.Reload(ctx)
-			if err != nil {
-				s.log.Error("pbx: trunk reload failed", "err", err)
-				continue
-			}
-			if changed {
-				regs.Sync(ctx)
-			}
+			fn()
 		}
 	}
 }
@@ -276,18 +283,7 @@ func waitAttempts(ctx context.Context, wg *sync.WaitGroup) {
 }
 
 // sweep drops expired registrations once a minute.
-func (s *Server) sweep(ctx context.Context) {
-	t := time.NewTicker(time.Minute)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			s.reg.Sweep()
-		}
-	}
-}
+func (s *Server) sweep(ctx context.Context) { every(ctx, time.Minute, s.reg.Sweep) }
 
 func (s *Server) isDraining() bool {
 	select {

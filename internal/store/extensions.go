@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -25,17 +24,10 @@ type Extension struct {
 // AddExtension creates e. It returns ErrExists if the number is taken.
 func (s *Store) AddExtension(ctx context.Context, e Extension) error {
 	now := time.Now()
-	_, err := s.db.ExecContext(ctx, `INSERT INTO extensions
+	return s.insertUnique(ctx, "extension "+e.Number, `INSERT INTO extensions
 		(number, name, realm, ha1_md5, ha1_sha256, digest, created_at, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 		e.Number, e.Name, e.Realm, e.HA1MD5, e.HA1SHA256, e.Digest, unixMilli(now), unixMilli(now))
-	if err != nil {
-		if strings.Contains(err.Error(), "UNIQUE constraint") {
-			return fmt.Errorf("extension %s: %w", e.Number, ErrExists)
-		}
-		return fmt.Errorf("store: add extension %s: %w", e.Number, err)
-	}
-	return nil
 }
 
 // UpdateExtension replaces the name, realm, hashes and digest choice of an
@@ -56,14 +48,7 @@ func (s *Store) UpdateExtension(ctx context.Context, e Extension) error {
 
 // DeleteExtension removes an extension. It returns ErrNotFound if absent.
 func (s *Store) DeleteExtension(ctx context.Context, number string) error {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM extensions WHERE number = ?`, number)
-	if err != nil {
-		return fmt.Errorf("store: delete extension %s: %w", number, err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("extension %s: %w", number, ErrNotFound)
-	}
-	return nil
+	return s.deleteOne(ctx, "extension "+number, `DELETE FROM extensions WHERE number = ?`, number)
 }
 
 const extColumns = `number, name, realm, ha1_md5, ha1_sha256, digest, created_at, updated_at`

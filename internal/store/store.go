@@ -256,3 +256,27 @@ func (s *Store) BeginExclusive(ctx context.Context) (func(), error) {
 		conn.Close()
 	}, nil
 }
+
+// insertUnique runs an INSERT and turns a primary-key clash into
+// ErrExists, naming what (for example "extension 201").
+func (s *Store) insertUnique(ctx context.Context, what, query string, args ...any) error {
+	if _, err := s.db.ExecContext(ctx, query, args...); err != nil {
+		if strings.Contains(err.Error(), "UNIQUE constraint") {
+			return fmt.Errorf("%s: %w", what, ErrExists)
+		}
+		return fmt.Errorf("store: add %s: %w", what, err)
+	}
+	return nil
+}
+
+// deleteOne runs a DELETE and returns ErrNotFound if it removed nothing.
+func (s *Store) deleteOne(ctx context.Context, what, query string, args ...any) error {
+	res, err := s.db.ExecContext(ctx, query, args...)
+	if err != nil {
+		return fmt.Errorf("store: delete %s: %w", what, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("%s: %w", what, ErrNotFound)
+	}
+	return nil
+}

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -48,27 +47,13 @@ func (s *Store) AddTrunk(ctx context.Context, t Trunk) error {
 	if t.Register {
 		reg = 1
 	}
-	_, err := s.db.ExecContext(ctx, `INSERT INTO trunks (name, peer, transport, username, password_enc, register, caller_id, created_at)
+	return s.insertUnique(ctx, "trunk "+t.Name, `INSERT INTO trunks (name, peer, transport, username, password_enc, register, caller_id, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, t.Name, t.Peer, t.Transport, t.Username, t.PasswordSealed, reg, t.CallerID, time.Now().UnixMilli())
-	if err != nil {
-		if strings.Contains(err.Error(), "UNIQUE constraint") {
-			return fmt.Errorf("trunk %s: %w", t.Name, ErrExists)
-		}
-		return fmt.Errorf("store: add trunk %s: %w", t.Name, err)
-	}
-	return nil
 }
 
 // DeleteTrunk removes a trunk; ErrNotFound if absent.
 func (s *Store) DeleteTrunk(ctx context.Context, name string) error {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM trunks WHERE name = ?`, name)
-	if err != nil {
-		return fmt.Errorf("store: delete trunk %s: %w", name, err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("trunk %s: %w", name, ErrNotFound)
-	}
-	return nil
+	return s.deleteOne(ctx, "trunk "+name, `DELETE FROM trunks WHERE name = ?`, name)
 }
 
 // Trunks lists trunks by name.
@@ -111,26 +96,12 @@ type DID struct {
 
 // AddDID creates a DID; ErrExists if the number is taken.
 func (s *Store) AddDID(ctx context.Context, d DID) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO dids (number, ext, created_at) VALUES (?, ?, ?)`, d.Number, d.Extension, time.Now().UnixMilli())
-	if err != nil {
-		if strings.Contains(err.Error(), "UNIQUE constraint") {
-			return fmt.Errorf("did %s: %w", d.Number, ErrExists)
-		}
-		return fmt.Errorf("store: add did %s: %w", d.Number, err)
-	}
-	return nil
+	return s.insertUnique(ctx, "did "+d.Number, `INSERT INTO dids (number, ext, created_at) VALUES (?, ?, ?)`, d.Number, d.Extension, time.Now().UnixMilli())
 }
 
 // DeleteDID removes a DID; ErrNotFound if absent.
 func (s *Store) DeleteDID(ctx context.Context, number string) error {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM dids WHERE number = ?`, number)
-	if err != nil {
-		return fmt.Errorf("store: delete did %s: %w", number, err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("did %s: %w", number, ErrNotFound)
-	}
-	return nil
+	return s.deleteOne(ctx, "did "+number, `DELETE FROM dids WHERE number = ?`, number)
 }
 
 // LookupDID returns the DID for number.
