@@ -425,3 +425,26 @@ func TestSIPpCallRejected(t *testing.T) {
 		})
 	}
 }
+
+// TestSIPpBadSDP: an authenticated INVITE whose body is not a usable
+// session description is refused with 488 and recorded; nothing is rung.
+func TestSIPpBadSDP(t *testing.T) {
+	requireTool(t, "sipp")
+	p := startPBX(t)
+	pw201, pw202 := p.AddExt(t, "201"), p.AddExt(t, "202")
+	uasPort := freePort(t, calleeIP)
+	registerSIPp(t, p, "202", pw202, calleeIP, uasPort, 3600)
+	callee := startSIPp(t, sippSpec{Name: "callee", Scenario: "uas_answer.xml", IP: calleeIP, Port: uasPort, Service: "202"})
+	r := runSIPp(t, sippSpec{
+		Name: "caller", Scenario: "uac_bad_sdp.xml", Target: p.SIPAddr(), IP: callerIP,
+		Service: "202", Rows: [][]string{{"201", pw201}}, Sets: map[string]string{"want": "488"},
+	})
+	if !r.ok(1) {
+		t.Fatalf("want 488:\n%s\n%s", r.summary(), r.report())
+	}
+	if n := len(callee.WaitAtMost(time.Second).received("INVITE ")); n != 0 {
+		t.Errorf("callee was rung %d times for an unusable offer", n)
+	}
+	rec := waitOneCDR(t, p)
+	checkCDR(t, rec, cdrWant{Caller: "201", Dialled: "202", Callee: oneOf{"202"}, ResultCode: 488, HangupBy: oneOf{"pbx"}})
+}
