@@ -220,25 +220,26 @@ func (p *PBX) AddExt(t *testing.T, number string, extra ...string) string {
 
 // CDR mirrors one row of `sekisho cdr list --json`.
 type CDR struct {
-	ID           int64  `json:"id"`
-	CallID       string `json:"call_id"`
-	State        string `json:"state"`
-	Started      string `json:"started"`
-	Answered     string `json:"answered"`
-	Ended        string `json:"ended"`
-	DurationMS   int64  `json:"duration_ms"`
-	Caller       string `json:"caller"`
-	Source       string `json:"source"`
-	Dialled      string `json:"dialled"`
-	Callee       string `json:"callee"`
-	ResultCode   int    `json:"result_code"`
-	ResultReason string `json:"result_reason"`
-	HangupBy     string `json:"hangup_by"`
-	Direction    string `json:"direction"`
-	Trunk        string `json:"trunk"`
-	SentNumber   string `json:"sent_number"`
-	PacketsAtoB  uint64 `json:"packets_a_to_b"`
-	PacketsBtoA  uint64 `json:"packets_b_to_a"`
+	ID             int64  `json:"id"`
+	CallID         string `json:"call_id"`
+	State          string `json:"state"`
+	Started        string `json:"started"`
+	Answered       string `json:"answered"`
+	Ended          string `json:"ended"`
+	DurationMS     int64  `json:"duration_ms"`
+	Caller         string `json:"caller"`
+	Source         string `json:"source"`
+	Dialled        string `json:"dialled"`
+	Callee         string `json:"callee"`
+	ResultCode     int    `json:"result_code"`
+	ResultReason   string `json:"result_reason"`
+	HangupBy       string `json:"hangup_by"`
+	Direction      string `json:"direction"`
+	Trunk          string `json:"trunk"`
+	SentNumber     string `json:"sent_number"`
+	PacketsAtoB    uint64 `json:"packets_a_to_b"`
+	PacketsBtoA    uint64 `json:"packets_b_to_a"`
+	PacketsForeign uint64 `json:"packets_foreign"`
 }
 
 // CDRs returns all call records, newest first.

@@ -143,7 +143,7 @@ func (c *Call) endMedia() {
 	}
 	st := c.sess.Stats()
 	c.sess.Close()
-	c.rec.Update(func(r *store.CDR) { r.PacketsAtoB, r.PacketsBtoA = st.AtoB, st.BtoA })
+	c.rec.Update(func(r *store.CDR) { r.PacketsAtoB, r.PacketsBtoA, r.PacketsForeign = st.AtoB, st.BtoA, st.Foreign })
 }
 
 // hangup ends a call from the PBX's side, sending BYE on both legs.

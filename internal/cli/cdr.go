@@ -10,25 +10,26 @@ import (
 )
 
 type cdrJSON struct {
-	ID           int64  `json:"id"`
-	CallID       string `json:"call_id"`
-	State        string `json:"state"`
-	Started      string `json:"started"`
-	Answered     string `json:"answered,omitempty"`
-	Ended        string `json:"ended,omitempty"`
-	DurationMS   int64  `json:"duration_ms"`
-	Caller       string `json:"caller"`
-	Source       string `json:"source"`
-	Dialled      string `json:"dialled"`
-	Callee       string `json:"callee"`
-	ResultCode   int    `json:"result_code"`
-	ResultReason string `json:"result_reason"`
-	HangupBy     string `json:"hangup_by"`
-	Direction    string `json:"direction"`
-	Trunk        string `json:"trunk,omitempty"`
-	SentNumber   string `json:"sent_number,omitempty"`
-	PacketsAtoB  uint64 `json:"packets_a_to_b"`
-	PacketsBtoA  uint64 `json:"packets_b_to_a"`
+	ID             int64  `json:"id"`
+	CallID         string `json:"call_id"`
+	State          string `json:"state"`
+	Started        string `json:"started"`
+	Answered       string `json:"answered,omitempty"`
+	Ended          string `json:"ended,omitempty"`
+	DurationMS     int64  `json:"duration_ms"`
+	Caller         string `json:"caller"`
+	Source         string `json:"source"`
+	Dialled        string `json:"dialled"`
+	Callee         string `json:"callee"`
+	ResultCode     int    `json:"result_code"`
+	ResultReason   string `json:"result_reason"`
+	HangupBy       string `json:"hangup_by"`
+	Direction      string `json:"direction"`
+	Trunk          string `json:"trunk,omitempty"`
+	SentNumber     string `json:"sent_number,omitempty"`
+	PacketsAtoB    uint64 `json:"packets_a_to_b"`
+	PacketsBtoA    uint64 `json:"packets_b_to_a"`
+	PacketsForeign uint64 `json:"packets_foreign"`
 }
 
 func ts(t time.Time) string {
@@ -78,7 +79,7 @@ func cdrCmd(args []string, env Env) error {
 				Answered: ts(r.Answered), Ended: ts(r.Ended), DurationMS: r.Duration.Milliseconds(),
 				Caller: r.Caller, Source: r.Source, Dialled: r.Dialled, Callee: r.Callee,
 				ResultCode: r.ResultCode, ResultReason: r.ResultReason, HangupBy: r.HangupBy,
-				Direction: r.Direction, Trunk: r.Trunk, SentNumber: r.SentNumber, PacketsAtoB: r.PacketsAtoB, PacketsBtoA: r.PacketsBtoA})
+				Direction: r.Direction, Trunk: r.Trunk, SentNumber: r.SentNumber, PacketsAtoB: r.PacketsAtoB, PacketsBtoA: r.PacketsBtoA, PacketsForeign: r.PacketsForeign})
 		}
 		return printJSON(env.Stdout, out)
 	}

@@ -41,6 +41,10 @@ type CDR struct {
 	SentNumber  string // the number actually sent to the carrier (Request-URI user), "" if none
 	PacketsAtoB uint64 // media packets relayed caller -> callee
 	PacketsBtoA uint64 // media packets relayed callee -> caller
+	// PacketsForeign counts media packets dropped because they came from a
+	// source other than the one a side latched to: injection or hijack
+	// attempts, evidence worth keeping with the call.
+	PacketsForeign uint64
 }
 
 func nullMilli(t time.Time) sql.NullInt64 {
@@ -74,11 +78,11 @@ func (s *Store) WriteCDRs(ctx context.Context, fn func(*CDRTx) error) error {
 func (c *CDRTx) Insert(ctx context.Context, r CDR) (int64, error) {
 	res, err := c.tx.ExecContext(ctx, `INSERT INTO cdr
 		(call_id, state, started_at, answered_at, ended_at, duration_ms, caller, source, dialled, callee, result_code, result_reason, hangup_by,
-		 direction, trunk, sent_number, packets_a_to_b, packets_b_to_a)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		 direction, trunk, sent_number, packets_a_to_b, packets_b_to_a, packets_foreign)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		r.CallID, r.State, r.Started.UnixMilli(), nullMilli(r.Answered), nullMilli(r.Ended), r.Duration.Milliseconds(),
 		r.Caller, r.Source, r.Dialled, r.Callee, r.ResultCode, r.ResultReason, r.HangupBy,
-		direction(r.Direction), r.Trunk, r.SentNumber, int64(r.PacketsAtoB), int64(r.PacketsBtoA))
+		direction(r.Direction), r.Trunk, r.SentNumber, int64(r.PacketsAtoB), int64(r.PacketsBtoA), int64(r.PacketsForeign))
 	if err != nil {
 		return 0, fmt.Errorf("store: insert cdr %s: %w", r.CallID, err)
 	}
@@ -89,10 +93,10 @@ func (c *CDRTx) Insert(ctx context.Context, r CDR) (int64, error) {
 func (c *CDRTx) Update(ctx context.Context, r CDR) error {
 	_, err := c.tx.ExecContext(ctx, `UPDATE cdr SET state = ?, answered_at = ?, ended_at = ?, duration_ms = ?,
 		caller = ?, callee = ?, result_code = ?, result_reason = ?, hangup_by = ?,
-		direction = ?, trunk = ?, sent_number = ?, packets_a_to_b = ?, packets_b_to_a = ? WHERE id = ?`,
+		direction = ?, trunk = ?, sent_number = ?, packets_a_to_b = ?, packets_b_to_a = ?, packets_foreign = ? WHERE id = ?`,
 		r.State, nullMilli(r.Answered), nullMilli(r.Ended), r.Duration.Milliseconds(),
 		r.Caller, r.Callee, r.ResultCode, r.ResultReason, r.HangupBy,
-		direction(r.Direction), r.Trunk, r.SentNumber, int64(r.PacketsAtoB), int64(r.PacketsBtoA), r.ID)
+		direction(r.Direction), r.Trunk, r.SentNumber, int64(r.PacketsAtoB), int64(r.PacketsBtoA), int64(r.PacketsForeign), r.ID)
 	if err != nil {
 		return fmt.Errorf("store: update cdr %d: %w", r.ID, err)
 	}
@@ -124,7 +128,7 @@ func (s *Store) ListCDRs(ctx context.Context, f CDRFilter) ([]CDR, error) {
 	}
 	rows, err := s.db.QueryContext(ctx, `SELECT id, call_id, state, started_at, answered_at, ended_at, duration_ms,
 		caller, source, dialled, callee, result_code, result_reason, hangup_by,
-		direction, trunk, sent_number, packets_a_to_b, packets_b_to_a
+		direction, trunk, sent_number, packets_a_to_b, packets_b_to_a, packets_foreign
 		FROM cdr WHERE started_at >= ? ORDER BY id DESC LIMIT ?`, f.Since.UnixMilli(), f.Limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: list cdrs: %w", err)
@@ -134,15 +138,15 @@ func (s *Store) ListCDRs(ctx context.Context, f CDRFilter) ([]CDR, error) {
 	for rows.Next() {
 		var r CDR
 		var started, answered, ended sql.NullInt64
-		var dur, ab, ba int64
+		var dur, ab, ba, foreign int64
 		if err := rows.Scan(&r.ID, &r.CallID, &r.State, &started, &answered, &ended, &dur,
 			&r.Caller, &r.Source, &r.Dialled, &r.Callee, &r.ResultCode, &r.ResultReason, &r.HangupBy,
-			&r.Direction, &r.Trunk, &r.SentNumber, &ab, &ba); err != nil {
+			&r.Direction, &r.Trunk, &r.SentNumber, &ab, &ba, &foreign); err != nil {
 			return nil, fmt.Errorf("store: list cdrs: %w", err)
 		}
 		r.Started, r.Answered, r.Ended = fromMilli(started), fromMilli(answered), fromMilli(ended)
 		r.Duration = time.Duration(dur) * time.Millisecond
-		r.PacketsAtoB, r.PacketsBtoA = uint64(ab), uint64(ba)
+		r.PacketsAtoB, r.PacketsBtoA, r.PacketsForeign = uint64(ab), uint64(ba), uint64(foreign)
 		out = append(out, r)
 	}
 	return out, rows.Err()

@@ -163,6 +163,7 @@ var migrations = []string{
 	ALTER TABLE cdr ADD COLUMN sent_number TEXT NOT NULL DEFAULT '';
 	ALTER TABLE cdr ADD COLUMN packets_a_to_b INTEGER NOT NULL DEFAULT 0;
 	ALTER TABLE cdr ADD COLUMN packets_b_to_a INTEGER NOT NULL DEFAULT 0;`,
+	`ALTER TABLE cdr ADD COLUMN packets_foreign INTEGER NOT NULL DEFAULT 0;`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
