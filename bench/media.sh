@@ -39,22 +39,9 @@ settle=${SETTLE:-2}
 
 (cd "$repo_root" && go build -o "$tmp/mediaload" ./bench/mediaload)
 
-rev=$(git -C "$repo_root" rev-parse --short HEAD 2>/dev/null || echo "no commit")
-if [[ -n $(git -C "$repo_root" status --porcelain 2>/dev/null | head -1) ]]; then
-	rev="$rev (uncommitted changes)"
-fi
 say "# sekisho media relay benchmark"
 say ""
-say "| | |"
-say "|---|---|"
-say "| date | $(date -u '+%Y-%m-%d %H:%M:%S UTC') |"
-say "| host | $(uname -srm) |"
-say "| CPU | $(nproc) x $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo) |"
-say "| memory | $(awk '/^MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo) |"
-say "| load average (1, 5, 15 min) | $(cut -d' ' -f1-3 /proc/loadavg) |"
-say "| net.core.rmem_default | $(cat /proc/sys/net/core/rmem_default 2>/dev/null || echo '?') |"
-say "| sekisho | $rev |"
-say "| Go | $(go env GOVERSION) |"
+machine_info
 say ""
 say "Each call: two phones send ${payload}-byte-payload RTP at ${pps} packets/s each, through one relay session, for ${duration} s per step."
 say "Relay, phones and measurement share one process, so the CPU figures include the phones' sending and receiving."
