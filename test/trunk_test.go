@@ -102,23 +102,28 @@ func TestTrunkOutboundDenied(t *testing.T) {
 		Name: "carrier", Scenario: "carrier_uas.xml", IP: carrierIP, Port: carrierPort,
 		Keys: map[string]string{"cuser": trunkUser, "cpass": trunkPassword},
 	})
-	dials := []string{
-		"0%23010232761234", // 0 # 010 ...
-		"%23010232761234",  // # 010 ...
-		"*010232761234",
-		"0010232761234", // 0 + international prefix
-		"010232761234",
-		"00990123456", // premium rate
-		"0003312345678",
-		"0312345678", // no outside-line prefix: not an extension either
+	// 484: not a number at all. 403: a number, but not one this
+	// extension may call (abroad, premium).
+	dials := []struct{ dial, want string }{
+		{"0%23001023276123456", "484"}, // 0 # 010 ...: the incident
+		{"%23001023276123456", "484"},  // # 0 010 ...
+		{"*001023276123456", "484"},
+		{"0%2523001023276123456", "484"}, // double-encoded #
+		{"001023276123456", "403"},       // 0 + 010 + Sierra Leone
+		{"0003301023276123456", "403"},   // carrier code before 010
+		{"018401023276123456", "403"},    // 184 before 010
+		{"%2B23276123456", "403"},        // +232 percent-encoded
+		{"00990123456", "403"},           // premium rate
+		{"0003312345678", "484"},
+		{"0312345678", "484"}, // no outside-line prefix: not an extension either
 	}
 	for _, d := range dials {
 		r := runSIPp(t, sippSpec{
 			Name: "caller", Scenario: "uac_reject.xml", Target: p.SIPAddr(), IP: callerIP,
-			Service: d, Rows: [][]string{{"201", pw201}}, Sets: map[string]string{"want": "484"},
+			Service: d.dial, Rows: [][]string{{"201", pw201}}, Sets: map[string]string{"want": d.want},
 		})
 		if !r.ok(1) {
-			t.Errorf("dialled %q: want 484\n%s\n%s", d, r.summary(), r.report())
+			t.Errorf("dialled %q: want %s\n%s\n%s", d.dial, d.want, r.summary(), r.report())
 		}
 	}
 	cr := carrier.WaitAtMost(time.Second)
@@ -127,7 +132,7 @@ func TestTrunkOutboundDenied(t *testing.T) {
 	}
 	rs := p.waitCDRs(t, "a record per refused call", allCallsDone(len(dials)))
 	for _, r := range rs {
-		if r.ResultCode != 484 || r.SentNumber != "" || r.Direction != "internal" {
+		if (r.ResultCode != 484 && r.ResultCode != 403) || r.SentNumber != "" || r.Direction != "internal" {
 			t.Errorf("refused call record: %+v", r)
 		}
 	}

@@ -159,22 +159,48 @@ func (a *Attempt) Reasons() string {
 // Kind is the class of a canonical destination.
 type Kind string
 
-// Kinds of destination. The toll gate issue refines the public-network
-// kinds; until then KindDomestic is the only one that can leave.
+// Kinds of destination.
 const (
 	KindInvalid   Kind = "invalid"
 	KindExtension Kind = "extension"
 	// KindDID is a number the carrier delivered to us (inbound only).
 	KindDID Kind = "did"
-	// KindDomestic is a national number dialled with the outside-line
-	// prefix, checked against the region's strict domestic pattern.
-	KindDomestic Kind = "domestic"
+	// Public-network kinds, classified from libphonenumber's metadata.
+	KindEmergency     Kind = "emergency"
+	KindFixed         Kind = "fixed"
+	KindMobile        Kind = "mobile"
+	KindTollFree      Kind = "toll-free"
+	KindSharedCost    Kind = "shared-cost"
+	KindPremium       Kind = "premium"
+	KindInternational Kind = "international"
 )
+
+// Public reports whether k is a number on the public network (a call to it
+// leaves through a trunk).
+func (k Kind) Public() bool {
+	switch k {
+	case KindEmergency, KindFixed, KindMobile, KindTollFree, KindSharedCost, KindPremium, KindInternational:
+		return true
+	}
+	return false
+}
 
 // Destination is the canonical form of what was dialled.
 type Destination struct {
-	Kind   Kind
-	Number string // canonical number: the extension number for KindExtension
+	Kind Kind
+	// Number is the extension or DID number, or for a public number the
+	// number in the form sent to the carrier: national format for a
+	// domestic number (0312345678), E.164 for an international one
+	// (+23276123456), the short code for an emergency number.
+	Number string
+	// E164 is the public number in E.164 (+81312345678); "" otherwise.
+	E164 string
+	// Country is the ISO region of a public number (JP, SL, ...).
+	Country string
+	// CountryCode is its calling code (81, 232, ...).
+	CountryCode int
+	// Withhold is set when the caller dialled 184 (hide caller ID).
+	Withhold bool
 }
 
 // Direction of a call relative to the PBX.

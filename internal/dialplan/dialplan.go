@@ -3,9 +3,11 @@
 // dialled text again, so no later stage and no outgoing leg can read the
 // string differently from the decision that was made on it.
 //
-// It knows extensions, numbers a carrier delivers (DIDs), and, until the
-// toll gate issue brings full classification, one strict domestic pattern
-// for outbound calls. Everything else is invalid and denied.
+// The incident's bypass (a symbol in front of 010) is impossible by
+// construction here, not by a deny list: after one percent-decoding the
+// text must be ASCII digits with at most a leading +, and what the region's
+// habits (outside-line prefix, 184/186, carrier-selection codes, 010) leave
+// must be a number libphonenumber calls valid. Anything else is invalid.
 package dialplan
 
 import (
@@ -13,6 +15,8 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+
+	"github.com/nyaruka/phonenumbers"
 
 	"github.com/sekisho/sekisho/internal/chain"
 )
@@ -26,20 +30,43 @@ const (
 	MaxExtensionLen = 8
 )
 
-// emergency numbers per region that no extension may take.
-var emergency = map[string][]string{
-	"JP": {"110", "118", "119"},
+// region holds the dialling habits libphonenumber does not know.
+type region struct {
+	emergency []string
+	// intlPrefix is the international access code dialled after the
+	// outside-line prefix (010 in Japan).
+	intlPrefix string
+	// callerIDPrefixes are dialled before a number to hide (184) or show
+	// (186) the caller's number.
+	withhold, present string
+	// carrierCodes select a long-distance or international carrier
+	// before the number; sekisho's trunk is the carrier, so they are
+	// removed and never sent.
+	carrierCodes []string
+}
+
+var regions = map[string]region{
+	"JP": {
+		emergency:    []string{"110", "118", "119"},
+		intlPrefix:   "010",
+		withhold:     "184",
+		present:      "186",
+		carrierCodes: []string{"0033", "0036", "0041", "0061", "0088", "0091", "001"},
+	},
 }
 
 // Plan holds the region's rules. It is immutable after New.
 type Plan struct {
 	region        string
+	habits        region
 	outsidePrefix string
 }
 
 // New returns a Plan for region (ISO 3166 alpha-2, e.g. "JP") with the
 // default outside-line prefix "0".
-func New(region string) *Plan { return &Plan{region: region, outsidePrefix: "0"} }
+func New(region string) *Plan {
+	return &Plan{region: region, habits: regions[region], outsidePrefix: "0"}
+}
 
 // WithOutsidePrefix returns a copy of p using prefix to reach the public
 // network (digits only; "" means numbers are dialled without one).
@@ -49,41 +76,31 @@ func (p *Plan) WithOutsidePrefix(prefix string) *Plan {
 	return &q
 }
 
-// jpNotDomestic are national prefixes the interim domestic rule refuses
-// even though they start like a domestic number: 010 is the international
-// prefix (the incident), 0990 premium-rate, 0570 shared-cost, 0180
-// information and televoting services, 020 pagers and M2M.
-var jpNotDomestic = []string{"010", "0990", "0570", "0180", "020"}
+// ValidExtension reports whether n may be used as an extension number, and
+// why not.
+func (p *Plan) ValidExtension(n string) error {
+	if len(n) < MinExtensionLen || len(n) > MaxExtensionLen {
+		return fmt.Errorf("dialplan: extension %q must be %d to %d digits", n, MinExtensionLen, MaxExtensionLen)
+	}
+	if !digits(n) {
+		return fmt.Errorf("dialplan: extension %q must be ASCII digits only", n)
+	}
+	if n[0] == '0' {
+		return fmt.Errorf("dialplan: extension %q must not start with 0 (the outside-line prefix)", n)
+	}
+	if p.emergency(n) {
+		return fmt.Errorf("dialplan: extension %q is an emergency number", n)
+	}
+	return nil
+}
 
-// domestic reports whether national (after the outside-line prefix) is a
-// strictly domestic number for the region: for JP, digits only, a trunk
-// prefix 0 then a non-zero digit, 10 or 11 digits, and none of
-// jpNotDomestic. Other regions have no domestic rule yet: nothing leaves.
-func (p *Plan) domestic(national string) bool {
-	if p.region != "JP" {
-		return false
-	}
-	if len(national) != 10 && len(national) != 11 {
-		return false
-	}
-	if !digits(national) || national[0] != '0' || national[1] == '0' {
-		return false
-	}
-	for _, bad := range jpNotDomestic {
-		if strings.HasPrefix(national, bad) {
-			return false
+func (p *Plan) emergency(n string) bool {
+	for _, e := range p.habits.emergency {
+		if n == e {
+			return true
 		}
 	}
-	if len(national) == 11 {
-		// 11 digits only for mobile (070/080/090), IP phones (050) and
-		// 0800 toll-free.
-		ok := false
-		for _, pre := range []string{"070", "080", "090", "050", "0800"} {
-			ok = ok || strings.HasPrefix(national, pre)
-		}
-		return ok
-	}
-	return true
+	return false
 }
 
 func digits(s string) bool {
@@ -95,46 +112,100 @@ func digits(s string) bool {
 	return s != ""
 }
 
-// ValidExtension reports whether n may be used as an extension number, and
-// why not.
-func (p *Plan) ValidExtension(n string) error {
-	if len(n) < MinExtensionLen || len(n) > MaxExtensionLen {
-		return fmt.Errorf("dialplan: extension %q must be %d to %d digits", n, MinExtensionLen, MaxExtensionLen)
-	}
-	for i := 0; i < len(n); i++ {
-		if n[i] < '0' || n[i] > '9' {
-			return fmt.Errorf("dialplan: extension %q must be ASCII digits only", n)
-		}
-	}
-	if n[0] == '0' {
-		return fmt.Errorf("dialplan: extension %q must not start with 0 (the outside-line prefix)", n)
-	}
-	for _, e := range emergency[p.region] {
-		if n == e {
-			return fmt.Errorf("dialplan: extension %q is an emergency number", n)
-		}
-	}
-	return nil
-}
+var invalid = chain.Destination{Kind: chain.KindInvalid}
 
-// Canonical parses the user part of a Request-URI from a phone. It
-// percent-decodes once and then accepts a valid extension number, or the
-// outside-line prefix followed by a strictly domestic number; anything else
-// (symbols, letters, separators, a prefix in front of 010) is invalid.
+// Canonical parses the user part of a Request-URI from a phone into a
+// destination. It percent-decodes exactly once; the result must be ASCII
+// digits with at most one leading +. Symbols (* # , p w), letters,
+// separators, ;phone-context, full-width digits and a second layer of
+// percent-encoding all make the destination invalid.
 func (p *Plan) Canonical(user string) chain.Destination {
 	dec, err := url.PathUnescape(user)
 	if err != nil {
-		return chain.Destination{Kind: chain.KindInvalid}
+		return invalid
 	}
-	if p.ValidExtension(dec) == nil {
-		return chain.Destination{Kind: chain.KindExtension, Number: dec}
+	plus := strings.HasPrefix(dec, "+")
+	body := strings.TrimPrefix(dec, "+")
+	if !digits(body) {
+		return invalid
 	}
-	if p.outsidePrefix != "" && strings.HasPrefix(dec, p.outsidePrefix) {
-		if national := dec[len(p.outsidePrefix):]; p.domestic(national) {
-			return chain.Destination{Kind: chain.KindDomestic, Number: national}
+	if plus {
+		// +CC... : an E.164 number as smartphones dial it.
+		return p.public("+"+body, false)
+	}
+	if p.ValidExtension(body) == nil {
+		return chain.Destination{Kind: chain.KindExtension, Number: body}
+	}
+	if p.emergency(body) {
+		return chain.Destination{Kind: chain.KindEmergency, Number: body}
+	}
+	if p.outsidePrefix == "" || !strings.HasPrefix(body, p.outsidePrefix) {
+		return invalid
+	}
+	rest := body[len(p.outsidePrefix):]
+	if p.emergency(rest) {
+		return chain.Destination{Kind: chain.KindEmergency, Number: rest}
+	}
+	// 184/186 and a carrier-selection code may each come first, once.
+	withhold := false
+	for range 2 {
+		switch {
+		case p.habits.withhold != "" && strings.HasPrefix(rest, p.habits.withhold):
+			rest, withhold = rest[len(p.habits.withhold):], true
+		case p.habits.present != "" && strings.HasPrefix(rest, p.habits.present):
+			rest = rest[len(p.habits.present):]
+		default:
+			for _, c := range p.habits.carrierCodes {
+				if strings.HasPrefix(rest, c) {
+					rest = rest[len(c):]
+					break
+				}
+			}
 		}
 	}
-	return chain.Destination{Kind: chain.KindInvalid}
+	if p.habits.intlPrefix != "" && strings.HasPrefix(rest, p.habits.intlPrefix) {
+		return p.public("+"+rest[len(p.habits.intlPrefix):], withhold)
+	}
+	if !strings.HasPrefix(rest, "0") || strings.HasPrefix(rest, "00") {
+		return invalid
+	}
+	return p.public(rest, withhold)
+}
+
+// public classifies a national (0...) or E.164 (+...) number with
+// libphonenumber. Only numbers it calls valid are classified; a type it
+// cannot name with certainty is invalid.
+func (p *Plan) public(n string, withhold bool) chain.Destination {
+	num, err := phonenumbers.Parse(n, p.region)
+	if err != nil || !phonenumbers.IsValidNumber(num) {
+		return invalid
+	}
+	d := chain.Destination{
+		E164:        phonenumbers.Format(num, phonenumbers.E164),
+		Country:     phonenumbers.GetRegionCodeForNumber(num),
+		CountryCode: int(num.GetCountryCode()),
+		Withhold:    withhold,
+	}
+	if d.Country != p.region {
+		d.Kind, d.Number = chain.KindInternational, d.E164
+		return d
+	}
+	d.Number = "0" + phonenumbers.GetNationalSignificantNumber(num)
+	switch phonenumbers.GetNumberType(num) {
+	case phonenumbers.FIXED_LINE, phonenumbers.FIXED_LINE_OR_MOBILE, phonenumbers.VOIP:
+		d.Kind = chain.KindFixed
+	case phonenumbers.MOBILE:
+		d.Kind = chain.KindMobile
+	case phonenumbers.TOLL_FREE:
+		d.Kind = chain.KindTollFree
+	case phonenumbers.SHARED_COST, phonenumbers.UAN:
+		d.Kind = chain.KindSharedCost
+	case phonenumbers.PREMIUM_RATE:
+		d.Kind = chain.KindPremium
+	default:
+		return invalid
+	}
+	return d
 }
 
 // Inbound parses the user part of a Request-URI from a carrier: the number
@@ -142,11 +213,11 @@ func (p *Plan) Canonical(user string) chain.Destination {
 func (p *Plan) Inbound(user string) chain.Destination {
 	dec, err := url.PathUnescape(user)
 	if err != nil {
-		return chain.Destination{Kind: chain.KindInvalid}
+		return invalid
 	}
 	n := strings.TrimPrefix(dec, "+")
 	if len(n) < 2 || len(n) > 15 || !digits(n) {
-		return chain.Destination{Kind: chain.KindInvalid}
+		return invalid
 	}
 	return chain.Destination{Kind: chain.KindDID, Number: dec}
 }

@@ -2,6 +2,7 @@ package dialplan
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/sekisho/sekisho/internal/chain"
@@ -12,55 +13,74 @@ func TestCanonical(t *testing.T) {
 	tests := []struct {
 		dialled string
 		kind    chain.Kind
-		number  string
+		number  string // what would be sent to the carrier
 	}{
+		// Extensions and emergency numbers.
 		{"201", chain.KindExtension, "201"},
 		{"%32%30%31", chain.KindExtension, "201"},
-		{"20", chain.KindExtension, "20"},
 		{"12345678", chain.KindExtension, "12345678"},
-		{"123456789", chain.KindInvalid, ""},
-		{"2", chain.KindInvalid, ""},
-		{"0312345678", chain.KindInvalid, ""}, // outside line: not an extension
-		{"010232761234", chain.KindInvalid, ""},
-		{"#010232761234", chain.KindInvalid, ""}, // the incident's symbol trick
-		{"%23010232761234", chain.KindInvalid, ""},
-		{"*201", chain.KindInvalid, ""},
-		{"201#", chain.KindInvalid, ""},
-		{"20 1", chain.KindInvalid, ""},
-		{"２０１", chain.KindInvalid, ""}, // full-width digits
-		{"201;phone-context=x", chain.KindInvalid, ""},
-		{"110", chain.KindInvalid, ""},
-		{"119", chain.KindInvalid, ""},
-		{"%zz", chain.KindInvalid, ""},
+		{"110", chain.KindEmergency, "110"},
+		{"119", chain.KindEmergency, "119"},
+		{"0118", chain.KindEmergency, "118"},
+		// Domestic, with the outside-line prefix 0.
+		{"00312345678", chain.KindFixed, "0312345678"},
+		{"%30%30312345678", chain.KindFixed, "0312345678"},
+		{"009012345678", chain.KindMobile, "09012345678"},
+		{"00120123456", chain.KindTollFree, "0120123456"},
+		{"008001234567", chain.KindTollFree, "08001234567"},
+		{"00990123456", chain.KindPremium, "0990123456"},
+		{"00570123456", chain.KindSharedCost, "0570123456"},
+		{"005012345678", chain.KindFixed, "05012345678"},  // 050 IP phone
+		{"01840312345678", chain.KindFixed, "0312345678"}, // 184 withholds, is never sent
+		{"01860312345678", chain.KindFixed, "0312345678"},
+		{"000330312345678", chain.KindFixed, "0312345678"}, // carrier code dropped
+		{"01840003301023276123456", chain.KindInvalid, ""}, // one outside-line prefix only
+		{"0184003301023276123456", chain.KindInternational, "+23276123456"},
+		// International: 010 or +, whatever came before it. The incident.
+		{"001023276123456", chain.KindInternational, "+23276123456"},
+		{"+23276123456", chain.KindInternational, "+23276123456"},
+		{"00033010232761234", chain.KindInvalid, ""}, // wrong length for SL
+		{"0003301023276123456", chain.KindInternational, "+23276123456"},
+		{"0001023276123456", chain.KindInvalid, ""},                     // 0 + 001 + 0232...: not a number
+		{"000101023276123456", chain.KindInternational, "+23276123456"}, // 001 + 010 (KDDI)
+		{"0184010232761234", chain.KindInvalid, ""},
+		{"018401023276123456", chain.KindInternational, "+23276123456"},
+		{"001012025550123", chain.KindInternational, "+12025550123"},
+		{"+81312345678", chain.KindFixed, "0312345678"},
+		// Symbols, letters, separators, encodings: invalid, never a number.
+		{"#001023276123456", chain.KindInvalid, ""},
+		{"0#01023276123456", chain.KindInvalid, ""},
+		{"%23001023276123456", chain.KindInvalid, ""},
+		{"0%23010232761234", chain.KindInvalid, ""},
+		{"%2523001023276123456", chain.KindInvalid, ""}, // double encoding
+		{"*001023276123456", chain.KindInvalid, ""},
+		{"0p01023276123456", chain.KindInvalid, ""},
+		{"0,01023276123456", chain.KindInvalid, ""},
+		{"0w01023276123456", chain.KindInvalid, ""},
+		{"003-1234-5678", chain.KindInvalid, ""},
+		{"003 1234 5678", chain.KindInvalid, ""},
+		{"0(03)12345678", chain.KindInvalid, ""},
+		{"0０３12345678", chain.KindInvalid, ""}, // full-width digits
+		{"00312345678;phone-context=+81", chain.KindInvalid, ""},
+		{"++23276123456", chain.KindInvalid, ""},
+		{"0+23276123456", chain.KindInvalid, ""},
+		{"+999123456", chain.KindInvalid, ""}, // unassigned country code
+		{"0031234567", chain.KindInvalid, ""}, // too short
+		{"0312345678", chain.KindInvalid, ""}, // no outside-line prefix
+		{"0110", chain.KindEmergency, "110"},
+		{"0", chain.KindInvalid, ""},
 		{"", chain.KindInvalid, ""},
 		{"alice", chain.KindInvalid, ""},
-		// Outside line 0, then a strictly domestic national number.
-		{"00312345678", chain.KindDomestic, "0312345678"},
-		{"009012345678", chain.KindDomestic, "09012345678"},
-		{"00120123456", chain.KindDomestic, "0120123456"},
-		{"008001234567", chain.KindDomestic, "08001234567"},
-		{"%30%30312345678", chain.KindDomestic, "0312345678"},
-		{"0010232761234", chain.KindInvalid, ""},  // 0 + 010: international
-		{"0#010232761234", chain.KindInvalid, ""}, // the symbol in front of 010
-		{"#00312345678", chain.KindInvalid, ""},
-		{"00312345678#", chain.KindInvalid, ""},
-		{"0*0312345678", chain.KindInvalid, ""},
-		{"003-1234-5678", chain.KindInvalid, ""}, // separators
-		{"0033312345678", chain.KindInvalid, ""}, // 0 + carrier selection 0033
-		{"00990123456", chain.KindInvalid, ""},   // premium rate
-		{"00570123456", chain.KindInvalid, ""},   // shared cost
-		{"00180123456", chain.KindInvalid, ""},
-		{"0031234567", chain.KindInvalid, ""},   // too short
-		{"003123456789", chain.KindInvalid, ""}, // 11 digits, not mobile
-		{"0110", chain.KindInvalid, ""},
-		{"0312345678", chain.KindInvalid, ""}, // no outside-line prefix
-		{"0０３12345678", chain.KindInvalid, ""},
+		{"%zz", chain.KindInvalid, ""},
 	}
 	for _, tt := range tests {
 		got := p.Canonical(tt.dialled)
 		if got.Kind != tt.kind || got.Number != tt.number {
-			t.Errorf("Canonical(%q) = %+v, want %s %q", tt.dialled, got, tt.kind, tt.number)
+			t.Errorf("Canonical(%q) = %s %q, want %s %q", tt.dialled, got.Kind, got.Number, tt.kind, tt.number)
 		}
+	}
+	if d := p.Canonical("01840312345678"); !d.Withhold {
+		t.Error("184 must set Withhold")
 	}
 }
 
@@ -81,10 +101,7 @@ func TestInbound(t *testing.T) {
 			t.Errorf("Inbound(%q) = %+v, want %s", tt.user, got, tt.kind)
 		}
 	}
-	if New("US").Canonical("00312345678").Kind != chain.KindInvalid {
-		t.Error("a region without a domestic rule must route nothing outside")
-	}
-	if New("JP").WithOutsidePrefix("9").Canonical("90312345678").Kind != chain.KindDomestic {
+	if New("JP").WithOutsidePrefix("9").Canonical("90312345678").Kind != chain.KindFixed {
 		t.Error("outside-line prefix 9 not honoured")
 	}
 }
@@ -101,17 +118,35 @@ func TestStage(t *testing.T) {
 	}
 }
 
+// FuzzCanonical checks the gate's two promises for every input: what is
+// sent to the carrier is digits with at most a leading +, and a public
+// destination dialled again in its own canonical form is the same
+// destination (no string can mean one thing to the gate and another to the
+// carrier).
 func FuzzCanonical(f *testing.F) {
-	for _, s := range []string{"201", "#010", "%23010", "0312345678", "２０１", "%", "1%00"} {
+	for _, s := range []string{"201", "#010", "%23010", "00312345678", "001023276123456", "+23276123456",
+		"0003301023276123456", "018401023276123456", "01840312345678", "２０１", "%", "1%00", "0120123456"} {
 		f.Add(s)
 	}
 	p := New("JP")
 	f.Fuzz(func(t *testing.T, s string) {
 		d := p.Canonical(s)
-		if d.Kind == chain.KindExtension {
-			// Whatever went in, what comes out is digits only.
+		if d.Kind == chain.KindInvalid {
+			return
+		}
+		n := strings.TrimPrefix(d.Number, "+")
+		if !digits(n) {
+			t.Fatalf("Canonical(%q) = %q: not digits", s, d.Number)
+		}
+		switch {
+		case d.Kind == chain.KindExtension:
 			if err := p.ValidExtension(d.Number); err != nil {
-				t.Fatalf("Canonical(%q) = %q, not a valid extension: %v", s, d.Number, err)
+				t.Fatalf("Canonical(%q) = extension %q: %v", s, d.Number, err)
+			}
+		case d.Kind.Public() && d.E164 != "":
+			again := p.Canonical(d.E164)
+			if again.Kind != d.Kind || again.E164 != d.E164 || again.Number != d.Number {
+				t.Fatalf("Canonical(%q) = %+v, but its E.164 form gives %+v", s, d, again)
 			}
 		}
 	})

@@ -1,6 +1,6 @@
 // Package route is the route stage: it turns a canonical destination into
 // the places to ring: every registered contact of an extension (directly,
-// or through a DID), or the outbound trunk for a domestic number.
+// or through a DID), or the outbound trunk for a public number.
 package route
 
 import (
@@ -50,7 +50,8 @@ func (s Stage) Run(ctx context.Context, a *chain.Attempt) chain.Verdict {
 			return chain.Deny(500, "route: DID lookup failed: "+err.Error())
 		}
 		return s.extension(ctx, a, d.Extension)
-	case chain.KindDomestic:
+	case chain.KindEmergency, chain.KindFixed, chain.KindMobile, chain.KindTollFree,
+		chain.KindSharedCost, chain.KindPremium, chain.KindInternational:
 		if s.Trunks == nil {
 			return chain.Deny(503, "route: no trunk configured")
 		}

@@ -60,7 +60,7 @@ func TestRoute(t *testing.T) {
 		{chain.KindInvalid, "", 404, 0},
 		{chain.KindDID, "0312345678", 0, 2},
 		{chain.KindDID, "0399999999", 404, 0},
-		{chain.KindDomestic, "0398765432", 0, 1},
+		{chain.KindFixed, "0398765432", 0, 1},
 	}
 	for _, tt := range tests {
 		a := &chain.Attempt{Dest: chain.Destination{Kind: tt.kind, Number: tt.number}}
@@ -73,7 +73,7 @@ func TestRoute(t *testing.T) {
 
 func TestNoTrunk(t *testing.T) {
 	s := Stage{Accounts: accounts{}, Locations: registrar.New(registrar.Limits{}), Trunks: trunks{}}
-	a := &chain.Attempt{Dest: chain.Destination{Kind: chain.KindDomestic, Number: "0312345678"}}
+	a := &chain.Attempt{Dest: chain.Destination{Kind: chain.KindFixed, Number: "0312345678"}}
 	if v := s.Run(context.Background(), a); v.Status != 503 {
 		t.Fatalf("no trunk: %+v", v)
 	}

@@ -2,10 +2,10 @@
 // destination and the caller's identity only, never on dialled text. Deny
 // is the default: a kind this stage does not know is refused.
 //
-// Until the toll gate issue brings classes of service, the rule is:
-// extensions may call extensions and strictly domestic numbers; a call
-// from a carrier trunk may only reach a DID, never anything else and never
-// back out to a trunk.
+// Until classes of service arrive, every extension has the default
+// profile: extensions, emergency numbers, domestic fixed, mobile and
+// toll-free numbers; nothing abroad, nothing premium or shared-cost. A call
+// from a carrier trunk may only reach a DID, never back out to a trunk.
 package tollgate
 
 import (
@@ -35,11 +35,17 @@ func (Stage) Run(_ context.Context, a *chain.Attempt) chain.Verdict {
 	switch a.Dest.Kind {
 	case chain.KindExtension:
 		return chain.Pass("tollgate: internal call " + a.Caller + " -> " + a.Dest.Number)
-	case chain.KindDomestic:
-		return chain.Pass("tollgate: domestic call " + a.Caller + " -> " + a.Dest.Number)
+	case chain.KindEmergency:
+		// Emergency numbers are always allowed.
+		return chain.Pass("tollgate: emergency call " + a.Caller + " -> " + a.Dest.Number)
+	case chain.KindFixed, chain.KindMobile, chain.KindTollFree:
+		return chain.Pass("tollgate: " + string(a.Dest.Kind) + " call " + a.Caller + " -> " + a.Dest.E164)
+	case chain.KindInternational:
+		// Toll fraud guard: the incident's calls went to +232. Nothing
+		// abroad until per-country allow lists and limits exist.
+		return chain.Deny(403, "tollgate: destination "+a.Dest.E164+" ("+a.Dest.Country+") not allowed for "+a.Caller)
 	default:
-		// Toll fraud guard: anything not provably internal or strictly
-		// domestic is refused until the gate can price and limit it.
-		return chain.Deny(403, "tollgate: destination kind "+string(a.Dest.Kind)+" not allowed for "+a.Caller)
+		// Premium, shared-cost and any kind this stage does not know.
+		return chain.Deny(403, "tollgate: destination kind "+string(a.Dest.Kind)+" "+a.Dest.E164+" not allowed for "+a.Caller)
 	}
 }

@@ -14,13 +14,19 @@ func TestDenyByDefault(t *testing.T) {
 		action chain.Action
 	}{
 		{"", chain.KindExtension, chain.Continue},
-		{"", chain.KindDomestic, chain.Continue},
+		{"", chain.KindFixed, chain.Continue},
+		{"", chain.KindMobile, chain.Continue},
+		{"", chain.KindTollFree, chain.Continue},
+		{"", chain.KindEmergency, chain.Continue},
+		{"", chain.KindInternational, chain.Reject},
+		{"", chain.KindPremium, chain.Reject},
+		{"", chain.KindSharedCost, chain.Reject},
 		{"", chain.KindDID, chain.Reject}, // a phone cannot dial "a DID"
 		{"", chain.KindInvalid, chain.Reject},
-		{"", chain.Kind("international"), chain.Reject},
 		{"", chain.Kind(""), chain.Reject},
 		{"carrier", chain.KindDID, chain.Continue},
-		{"carrier", chain.KindDomestic, chain.Reject}, // no hairpin
+		{"carrier", chain.KindFixed, chain.Reject}, // no hairpin
+		{"carrier", chain.KindEmergency, chain.Reject},
 		{"carrier", chain.KindExtension, chain.Reject},
 		{"carrier", chain.KindInvalid, chain.Reject},
 	}
