@@ -44,6 +44,7 @@ Commands:
   sekisho did list
   sekisho did del NUMBER
   sekisho cdr list [--limit N] [--since DURATION]
+  sekisho check-number --from EXT STRING          what the gate would do with a dialled STRING
 
 Every command takes --data DIR (default $SEKISHO_DATA or ./sekisho-data)
 and --json for machine-readable output.
@@ -79,6 +80,8 @@ func run(args []string, env Env) error {
 		return trunk(args[1:], env)
 	case "did":
 		return did(args[1:], env)
+	case "check-number":
+		return checkNumber(args[1:], env)
 	case "help", "-h", "--help":
 		fmt.Fprint(env.Stdout, usage)
 		return nil

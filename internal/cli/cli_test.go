@@ -122,3 +122,33 @@ func TestTrunkSecretSealed(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckNumber(t *testing.T) {
+	dir := t.TempDir()
+	runCLI(t, "ext", "add", "201", "--data", dir)
+	for _, tt := range []struct {
+		dial, kind, decision string
+		status               int
+	}{
+		{"0#01023276123456", "invalid", "deny", 484},
+		{"%23001023276123456", "invalid", "deny", 484},
+		{"001023276123456", "international", "deny", 403},
+		{"0003301023276123456", "international", "deny", 403},
+		{"018401023276123456", "international", "deny", 403},
+		{"00990123456", "premium", "deny", 403},
+		{"00312345678", "fixed", "allow", 0},
+		{"119", "emergency", "allow", 0},
+	} {
+		code, out, errs := runCLI(t, "check-number", "--from", "201", "--json", "--data", dir, tt.dial)
+		var r checkJSON
+		if code != 0 || json.Unmarshal([]byte(out), &r) != nil {
+			t.Fatalf("%s: exit %d %s %s", tt.dial, code, out, errs)
+		}
+		if r.Kind != tt.kind || r.Decision != tt.decision || r.SIPStatus != tt.status || len(r.Reasons) == 0 {
+			t.Errorf("%s: %+v, want %s %s %d", tt.dial, r, tt.kind, tt.decision, tt.status)
+		}
+	}
+	if code, _, errs := runCLI(t, "check-number", "--from", "999", "--data", dir, "201"); code == 0 || !strings.Contains(errs, "999") {
+		t.Errorf("unknown --from: %d %s", code, errs)
+	}
+}

@@ -86,6 +86,9 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err := st.SetSetting(ctx, store.SettingRegion, cfg.Region); err != nil {
 		return err
 	}
+	if err := st.SetSetting(ctx, store.SettingOutsidePrefix, cfg.OutsidePrefix); err != nil {
+		return err
+	}
 
 	v, err := vault.Open(cfg.Data)
 	if err != nil {

@@ -234,6 +234,9 @@ const SettingRealm = "realm"
 // extension numbers against its emergency numbers.
 const SettingRegion = "region"
 
+// SettingOutsidePrefix is the outside-line prefix the server runs with.
+const SettingOutsidePrefix = "outside-prefix"
+
 // DefaultRealm is the realm before any server has started.
 const DefaultRealm = "sekisho"
 
