@@ -151,3 +151,18 @@ func FuzzCanonical(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkCanonical measures the canonicalise stage for one dialled
+// string, as the chain runs it per call attempt.
+func BenchmarkCanonical(b *testing.B) {
+	p := New("JP")
+	for _, dial := range []string{"201", "00312345678", "001023276123456", "0#01023276123456"} {
+		b.Run(dial, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				a := &chain.Attempt{Caller: "201", Dialled: dial}
+				Stage{Plan: p}.Run(context.Background(), a)
+			}
+		})
+	}
+}
