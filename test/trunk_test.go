@@ -261,3 +261,42 @@ func TestTrunkInboundToBaresip(t *testing.T) {
 		t.Errorf("want an inbound call with the phone's audio relayed toward the carrier: %+v", rec)
 	}
 }
+
+// TestTrunkCountryPolicy: an extension allowed to call the US only tries
+// Sierra Leone and Jamaica (+1, but not the US): refused, and the carrier
+// hears nothing. An extension allowed Sierra Leone reaches the carrier with
+// the E.164 number.
+func TestTrunkCountryPolicy(t *testing.T) {
+	requireTool(t, "sipp")
+	p, pw201, _, carrierPort := startPBXWithTrunk(t)
+	p.run(t, "ext", "set", "201", "--class", "international", "--countries", "US")
+	for _, dial := range []string{"001023276123456", "%2B23276123456", "%2B18765550123"} {
+		r := runSIPp(t, sippSpec{
+			Name: "caller", Scenario: "uac_reject.xml", Target: p.SIPAddr(), IP: callerIP,
+			Service: dial, Rows: [][]string{{"201", pw201}}, Sets: map[string]string{"want": "403"},
+		})
+		if !r.ok(1) {
+			t.Errorf("US-only extension dialling %q: want 403\n%s\n%s", dial, r.summary(), r.report())
+		}
+	}
+	p.run(t, "ext", "set", "201", "--countries", "SL")
+	carrier := startSIPp(t, sippSpec{
+		Name: "carrier", Scenario: "carrier_uas.xml", IP: carrierIP, Port: carrierPort,
+		Keys: map[string]string{"cuser": trunkUser, "cpass": trunkPassword},
+	})
+	caller := runSIPp(t, sippSpec{
+		Name: "caller", Scenario: "uac_call.xml", Target: p.SIPAddr(), IP: callerIP,
+		Service: "001023276123456", Rows: [][]string{{"201", pw201}}, PauseMS: 300,
+	})
+	cr := carrier.WaitAtMost(10 * time.Second)
+	if !caller.ok(1) || !cr.ok(1) {
+		t.Fatalf("allowed international call failed:\n%s\n%s\n%s%s", caller.summary(), cr.summary(), caller.report(), cr.report())
+	}
+	invites := cr.received("INVITE ")
+	if len(invites) != 2 {
+		t.Fatalf("carrier got %d INVITEs, want 2 (the refused calls must not have reached it)", len(invites))
+	}
+	if want := "INVITE sip:+23276123456@"; !strings.HasPrefix(invites[1].First, want) {
+		t.Errorf("carrier Request-URI %q, want %s...", invites[1].First, want)
+	}
+}

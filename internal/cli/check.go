@@ -58,7 +58,7 @@ func checkNumber(args []string, env Env) error {
 		return err
 	}
 	a := &chain.Attempt{Method: "INVITE", Caller: *from, FromUser: *from, Dialled: pos[0]}
-	v := chain.New(dialplan.Stage{Plan: dialplan.New(region).WithOutsidePrefix(prefix)}, tollgate.Stage{}).Run(ctx, a)
+	v := chain.New(dialplan.Stage{Plan: dialplan.New(region).WithOutsidePrefix(prefix)}, tollgate.Stage{Accounts: st}).Run(ctx, a)
 	out := checkJSON{From: *from, Dialled: pos[0], Kind: string(a.Dest.Kind), Number: a.Dest.Number,
 		E164: a.Dest.E164, Country: a.Dest.Country, Withhold: a.Dest.Withhold, Decision: "allow"}
 	if v.Action != chain.Continue {

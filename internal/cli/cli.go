@@ -36,6 +36,7 @@ Commands:
   sekisho ext list
   sekisho ext del NUMBER
   sekisho ext passwd NUMBER [--password-file FILE]
+  sekisho ext set NUMBER [--class internal|domestic|mobile|international] [--countries US,SL]
   sekisho trunk add NAME --peer HOST:PORT [--transport udp|tcp] [--username U --password-file F]
                          [--register] [--caller-id NUMBER]
   sekisho trunk list

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/sekisho/sekisho/internal/credential"
 	"github.com/sekisho/sekisho/internal/dialplan"
 	"github.com/sekisho/sekisho/internal/store"
+	"github.com/sekisho/sekisho/internal/tollgate"
 )
 
 func openStore(ctx context.Context, dir string) (*store.Store, error) {
@@ -19,18 +21,20 @@ func openStore(ctx context.Context, dir string) (*store.Store, error) {
 }
 
 type extJSON struct {
-	Number   string `json:"number"`
-	Name     string `json:"name,omitempty"`
-	Digest   string `json:"digest"`
-	Realm    string `json:"realm"`
-	Password string `json:"password,omitempty"`
-	Created  string `json:"created,omitempty"`
-	Updated  string `json:"updated,omitempty"`
+	Number    string `json:"number"`
+	Name      string `json:"name,omitempty"`
+	Digest    string `json:"digest"`
+	Realm     string `json:"realm"`
+	Password  string `json:"password,omitempty"`
+	Class     string `json:"class,omitempty"`
+	Countries string `json:"countries,omitempty"`
+	Created   string `json:"created,omitempty"`
+	Updated   string `json:"updated,omitempty"`
 }
 
 func ext(args []string, env Env) error {
 	if len(args) == 0 {
-		return fmt.Errorf("%w: ext needs a subcommand: add, list, del or passwd", ErrUsage)
+		return fmt.Errorf("%w: ext needs a subcommand: add, list, del, set or passwd", ErrUsage)
 	}
 	ctx := context.Background()
 	var c common
@@ -82,6 +86,22 @@ func ext(args []string, env Env) error {
 		}
 		fmt.Fprintf(env.Stdout, "extension %s deleted\n", pos[0])
 		return nil
+	case "set":
+		class := fs.String("class", "", "class of service: internal, domestic, mobile, international, or default")
+		countries := fs.String("countries", "", "ISO 3166 regions it may call abroad, comma-separated (US,SL); \"none\" clears")
+		pos, err := parse(fs, args[1:])
+		if err != nil {
+			return err
+		}
+		if len(pos) != 1 {
+			return fmt.Errorf("%w: ext set takes one NUMBER", ErrUsage)
+		}
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		if !set["class"] && !set["countries"] {
+			return fmt.Errorf("%w: ext set needs --class and/or --countries", ErrUsage)
+		}
+		return extSet(ctx, env, c, pos[0], set, *class, *countries)
 	case "passwd":
 		file := fs.String("password-file", "", "read the new password from FILE instead of generating one (first line; at least 16 characters)")
 		pos, err := parse(fs, args[1:])
@@ -93,7 +113,7 @@ func ext(args []string, env Env) error {
 		}
 		return extPasswd(ctx, env, c, pos[0], *file)
 	}
-	return fmt.Errorf("%w: unknown ext subcommand %q: use add, list, del or passwd", ErrUsage, args[0])
+	return fmt.Errorf("%w: unknown ext subcommand %q: use add, list, del, set or passwd", ErrUsage, args[0])
 }
 
 // hashes fills e's digest hashes for password. The password goes no further.
@@ -188,6 +208,49 @@ func extPasswd(ctx context.Context, env Env, c common, number, file string) erro
 	return showPassword(env, c, e, pw, "has a new password")
 }
 
+func extSet(ctx context.Context, env Env, c common, number string, set map[string]bool, class, countries string) error {
+	st, err := openStore(ctx, c.data)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	e, err := st.Extension(ctx, number)
+	if err != nil {
+		return err
+	}
+	if set["class"] {
+		cl, err := tollgate.ParseClass(class)
+		if err != nil {
+			return fmt.Errorf("%w: --class: %v", ErrUsage, err)
+		}
+		e.Class = string(cl)
+	}
+	if set["countries"] {
+		if countries == "none" {
+			countries = ""
+		}
+		if e.Countries, err = tollgate.ParseCountries(countries); err != nil {
+			return fmt.Errorf("%w: --countries: %v", ErrUsage, err)
+		}
+	}
+	if err := st.UpdateExtension(ctx, e); err != nil {
+		return err
+	}
+	p := tollgate.PolicyOf(e)
+	if c.json {
+		return printJSON(env.Stdout, map[string]string{"number": e.Number, "class": string(p.Class), "countries": e.Countries})
+	}
+	fmt.Fprintf(env.Stdout, "extension %s: class %s, countries abroad: %s\n", e.Number, p.Class, orNone(e.Countries))
+	return nil
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
 func extList(ctx context.Context, env Env, c common) error {
 	st, err := openStore(ctx, c.data)
 	if err != nil {
@@ -202,14 +265,15 @@ func extList(ctx context.Context, env Env, c common) error {
 		out := make([]extJSON, 0, len(es))
 		for _, e := range es {
 			out = append(out, extJSON{Number: e.Number, Name: e.Name, Digest: e.Digest, Realm: e.Realm,
+				Class: string(tollgate.PolicyOf(e).Class), Countries: e.Countries,
 				Created: e.Created.UTC().Format(time.RFC3339), Updated: e.Updated.UTC().Format(time.RFC3339)})
 		}
 		return printJSON(env.Stdout, out)
 	}
 	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NUMBER\tNAME\tDIGEST\tCREATED")
+	fmt.Fprintln(tw, "NUMBER\tNAME\tDIGEST\tCLASS\tABROAD\tCREATED")
 	for _, e := range es {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", e.Number, e.Name, e.Digest, e.Created.Format("2006-01-02 15:04"))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Number, e.Name, e.Digest, tollgate.PolicyOf(e).Class, orNone(e.Countries), e.Created.Format("2006-01-02 15:04"))
 	}
 	return tw.Flush()
 }

@@ -27,7 +27,7 @@ func newChain(s *Server) *chain.Chain {
 	return chain.New(
 		auth.Stage{A: s.auth, Trunks: s.trunks},
 		dialplan.Stage{Plan: s.plan},
-		tollgate.Stage{},
+		tollgate.Stage{Accounts: s.store},
 		route.Stage{Accounts: s.store, Locations: s.reg, Trunks: s.trunks},
 	)
 }

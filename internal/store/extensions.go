@@ -17,6 +17,10 @@ type Extension struct {
 	HA1MD5    string // hex MD5(number:realm:password)
 	HA1SHA256 string // hex SHA-256(number:realm:password), RFC 8760
 	Digest    string // algorithms offered: "md5", "sha256" or "both"
+	// Class is the class of service ("" means the default profile);
+	// Countries the ISO regions it may call abroad, comma-separated.
+	Class     string
+	Countries string
 	Created   time.Time
 	Updated   time.Time
 }
@@ -34,9 +38,9 @@ func (s *Store) AddExtension(ctx context.Context, e Extension) error {
 // existing extension.
 func (s *Store) UpdateExtension(ctx context.Context, e Extension) error {
 	res, err := s.db.ExecContext(ctx, `UPDATE extensions SET
-		name = ?, realm = ?, ha1_md5 = ?, ha1_sha256 = ?, digest = ?, updated_at = ?
+		name = ?, realm = ?, ha1_md5 = ?, ha1_sha256 = ?, digest = ?, updated_at = ?, class = ?, countries = ?
 		WHERE number = ?`,
-		e.Name, e.Realm, e.HA1MD5, e.HA1SHA256, e.Digest, unixMilli(time.Now()), e.Number)
+		e.Name, e.Realm, e.HA1MD5, e.HA1SHA256, e.Digest, unixMilli(time.Now()), e.Class, e.Countries, e.Number)
 	if err != nil {
 		return fmt.Errorf("store: update extension %s: %w", e.Number, err)
 	}
@@ -51,12 +55,12 @@ func (s *Store) DeleteExtension(ctx context.Context, number string) error {
 	return s.deleteOne(ctx, "extension "+number, `DELETE FROM extensions WHERE number = ?`, number)
 }
 
-const extColumns = `number, name, realm, ha1_md5, ha1_sha256, digest, created_at, updated_at`
+const extColumns = `number, name, realm, ha1_md5, ha1_sha256, digest, created_at, updated_at, class, countries`
 
 func scanExtension(row interface{ Scan(...any) error }) (Extension, error) {
 	var e Extension
 	var created, updated sql.NullInt64
-	err := row.Scan(&e.Number, &e.Name, &e.Realm, &e.HA1MD5, &e.HA1SHA256, &e.Digest, &created, &updated)
+	err := row.Scan(&e.Number, &e.Name, &e.Realm, &e.HA1MD5, &e.HA1SHA256, &e.Digest, &created, &updated, &e.Class, &e.Countries)
 	e.Created, e.Updated = fromMilli(created), fromMilli(updated)
 	return e, err
 }

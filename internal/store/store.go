@@ -164,6 +164,8 @@ var migrations = []string{
 	ALTER TABLE cdr ADD COLUMN packets_a_to_b INTEGER NOT NULL DEFAULT 0;
 	ALTER TABLE cdr ADD COLUMN packets_b_to_a INTEGER NOT NULL DEFAULT 0;`,
 	`ALTER TABLE cdr ADD COLUMN packets_foreign INTEGER NOT NULL DEFAULT 0;`,
+	`ALTER TABLE extensions ADD COLUMN class TEXT NOT NULL DEFAULT '';
+	ALTER TABLE extensions ADD COLUMN countries TEXT NOT NULL DEFAULT '';`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
