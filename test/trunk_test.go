@@ -22,11 +22,11 @@ const (
 	did           = "0312345678"
 )
 
-// startPBXWithTrunk starts sekisho with extensions 201 and 202, a trunk to
-// a carrier at carrierIP and the DID did ringing 202.
-func startPBXWithTrunk(t *testing.T) (p *PBX, pw201, pw202 string, carrierPort int) {
+// startPBXWithTrunk starts sekisho (with extra serve flags) with extensions
+// 201 and 202, a trunk to a carrier at carrierIP and the DID did ringing 202.
+func startPBXWithTrunk(t *testing.T, flags ...string) (p *PBX, pw201, pw202 string, carrierPort int) {
 	t.Helper()
-	p = startPBX(t)
+	p = startPBX(t, flags...)
 	pw201, pw202 = p.AddExt(t, "201"), p.AddExt(t, "202")
 	carrierPort = freePort(t, carrierIP)
 	pwFile := filepath.Join(t.TempDir(), "trunk-password")
@@ -298,5 +298,29 @@ func TestTrunkCountryPolicy(t *testing.T) {
 	}
 	if want := "INVITE sip:+23276123456@"; !strings.HasPrefix(invites[1].First, want) {
 		t.Errorf("carrier Request-URI %q, want %s...", invites[1].First, want)
+	}
+}
+
+// TestTrunkMaxDuration: an answered outbound call is hung up by the PBX,
+// on both legs, when it reaches --max-call-duration.
+func TestTrunkMaxDuration(t *testing.T) {
+	requireTool(t, "sipp")
+	p, pw201, _, carrierPort := startPBXWithTrunk(t, "--max-call-duration", "2s")
+	// Both sides wait for a BYE that only the PBX sends.
+	carrier := startSIPp(t, sippSpec{
+		Name: "carrier", Scenario: "carrier_uas.xml", IP: carrierIP, Port: carrierPort,
+		Keys: map[string]string{"cuser": trunkUser, "cpass": trunkPassword},
+	})
+	caller := runSIPp(t, sippSpec{
+		Name: "caller", Scenario: "uac_call_wait_bye.xml", Target: p.SIPAddr(), IP: callerIP,
+		Service: "00312345678", Rows: [][]string{{"201", pw201}},
+	})
+	cr := carrier.WaitAtMost(10 * time.Second)
+	if !caller.ok(1) || !cr.ok(1) {
+		t.Fatalf("want both legs hung up by the PBX:\n%s\n%s\n%s%s", caller.summary(), cr.summary(), caller.report(), cr.report())
+	}
+	rec := waitOneCDR(t, p)
+	if rec.HangupBy != "pbx" || rec.DurationMS < 1900 || rec.DurationMS > 6000 || !strings.Contains(rec.ResultReason, "maximum call duration") {
+		t.Errorf("record: %+v", rec)
 	}
 }

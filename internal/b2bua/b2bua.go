@@ -54,6 +54,9 @@ type Config struct {
 	Media *media.Relay
 	// MediaAddr is the address written into rewritten SDP.
 	MediaAddr netip.Addr
+	// MaxOutbound is how long an answered call to a trunk may last before
+	// the PBX hangs it up; 0 means no limit.
+	MaxOutbound time.Duration
 }
 
 // Trunks is what the B2BUA needs to place a call on a carrier trunk.
@@ -373,6 +376,14 @@ func (b *B2BUA) Originate(req *sip.Request, tx sip.ServerTransaction, a *chain.A
 	answeredMu.Lock()
 	answered = call // from here the call owns the media session
 	answeredMu.Unlock()
+	if b.cfg.MaxOutbound > 0 && a.Direction() == "outbound" {
+		// Toll fraud guard: one stolen call left open for days costs
+		// more than a burst of short ones. The PBX ends it.
+		limit := time.AfterFunc(b.cfg.MaxOutbound, func() {
+			b.hangup(call, "pbx", "tollgate: maximum call duration "+b.cfg.MaxOutbound.String()+" reached")
+		})
+		context.AfterFunc(as.Context(), func() { limit.Stop() })
+	}
 	aMu.Lock()
 	err = as.RespondSDP(answerBody)
 	aMu.Unlock()

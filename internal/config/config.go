@@ -19,19 +19,20 @@ import (
 
 // Config is the `sekisho serve` configuration. JSON keys match flag names.
 type Config struct {
-	Data          string   `json:"data"`
-	SIPUDP        string   `json:"sip-udp"`
-	SIPTCP        string   `json:"sip-tcp"`
-	Advertise     string   `json:"advertise"`
-	RTPPorts      string   `json:"rtp-ports"`
-	Region        string   `json:"region"`
-	OutsidePrefix string   `json:"outside-prefix"`
-	Realm         string   `json:"realm"`
-	RingTimeout   Duration `json:"ring-timeout"`
-	MediaTimeout  Duration `json:"media-timeout"`
-	Grace         Duration `json:"grace"`
-	UDPBuffer     int      `json:"udp-buffer"`
-	LogLevel      string   `json:"log-level"`
+	Data            string   `json:"data"`
+	SIPUDP          string   `json:"sip-udp"`
+	SIPTCP          string   `json:"sip-tcp"`
+	Advertise       string   `json:"advertise"`
+	RTPPorts        string   `json:"rtp-ports"`
+	Region          string   `json:"region"`
+	OutsidePrefix   string   `json:"outside-prefix"`
+	Realm           string   `json:"realm"`
+	RingTimeout     Duration `json:"ring-timeout"`
+	MediaTimeout    Duration `json:"media-timeout"`
+	MaxCallDuration Duration `json:"max-call-duration"`
+	Grace           Duration `json:"grace"`
+	UDPBuffer       int      `json:"udp-buffer"`
+	LogLevel        string   `json:"log-level"`
 }
 
 // Duration is a time.Duration written as "30s" in JSON.
@@ -69,18 +70,19 @@ func DefaultData() string {
 // otherwise: SIP on UDP and TCP port 5060 on all addresses, region JP.
 func Default() Config {
 	return Config{
-		Data:          DefaultData(),
-		SIPUDP:        "0.0.0.0:5060",
-		SIPTCP:        "0.0.0.0:5060",
-		RTPPorts:      "10000-20000",
-		Region:        "JP",
-		OutsidePrefix: "0",
-		Realm:         "sekisho",
-		RingTimeout:   Duration(60 * time.Second),
-		MediaTimeout:  Duration(60 * time.Second),
-		Grace:         Duration(30 * time.Second),
-		UDPBuffer:     16 << 20,
-		LogLevel:      "info",
+		Data:            DefaultData(),
+		SIPUDP:          "0.0.0.0:5060",
+		SIPTCP:          "0.0.0.0:5060",
+		RTPPorts:        "10000-20000",
+		Region:          "JP",
+		OutsidePrefix:   "0",
+		Realm:           "sekisho",
+		RingTimeout:     Duration(60 * time.Second),
+		MediaTimeout:    Duration(60 * time.Second),
+		MaxCallDuration: Duration(3 * time.Hour),
+		Grace:           Duration(30 * time.Second),
+		UDPBuffer:       16 << 20,
+		LogLevel:        "info",
 	}
 }
 
@@ -96,6 +98,7 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.Realm, "realm", c.Realm, "digest realm; changing it invalidates every extension's stored hashes")
 	fs.Var((*durationFlag)(&c.RingTimeout), "ring-timeout", "how long a callee may ring before the caller gets 480")
 	fs.Var((*durationFlag)(&c.MediaTimeout), "media-timeout", "hang up an answered call when no RTP or RTCP arrives from either side for this long (0: never)")
+	fs.Var((*durationFlag)(&c.MaxCallDuration), "max-call-duration", "the PBX hangs up an answered outbound call after this long (a cap on what one stolen call can cost)")
 	fs.Var((*durationFlag)(&c.Grace), "grace", "on SIGTERM, how long calls in progress may continue before they are hung up")
 	fs.IntVar(&c.UDPBuffer, "udp-buffer", c.UDPBuffer, "UDP socket receive buffer in bytes")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
@@ -162,6 +165,9 @@ func (c *Config) Validate() error {
 	}
 	if c.RingTimeout <= 0 {
 		return errors.New("config: ring-timeout: must be positive, such as 60s")
+	}
+	if c.MaxCallDuration <= 0 {
+		return errors.New("config: max-call-duration: must be positive, such as 3h")
 	}
 	if c.MediaTimeout < 0 {
 		return errors.New("config: media-timeout: must not be negative (0 disables it)")

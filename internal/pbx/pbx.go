@@ -149,7 +149,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	bcfg := b2bua.Config{
 		Client: s.client, Host: host, Port: port,
 		RingTimeout: time.Duration(cfg.RingTimeout), Log: log, Trunks: s.trunks,
-		Media: relay, MediaAddr: mediaAddr,
+		Media: relay, MediaAddr: mediaAddr, MaxOutbound: time.Duration(cfg.MaxCallDuration),
 	}
 	if udp != nil {
 		bcfg.UDPLocal = udp.LocalAddr().(*net.UDPAddr)
