@@ -176,12 +176,9 @@ func extPasswd(ctx context.Context, env Env, c common, number, file string) erro
 	}
 	var pw string
 	if file != "" {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return fmt.Errorf("--password-file: %w", err)
+		if pw, err = readSecretFile(file); err != nil {
+			return err
 		}
-		pw, _, _ = strings.Cut(string(b), "\n")
-		pw = strings.TrimRight(pw, "\r")
 		if err := credential.CheckChosen(number, pw); err != nil {
 			return fmt.Errorf("--password-file: %w", err)
 		}
@@ -206,6 +203,22 @@ func extPasswd(ctx context.Context, env Env, c common, number, file string) erro
 		}
 	}
 	return showPassword(env, c, e, pw, "has a new password")
+}
+
+// readSecretFile returns the first line of a --password-file. Secrets come
+// from files, never from the command line, where `ps` and shell history
+// would show them.
+func readSecretFile(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("--password-file: %w", err)
+	}
+	pw, _, _ := strings.Cut(string(b), "\n")
+	pw = strings.TrimRight(pw, "\r")
+	if pw == "" {
+		return "", fmt.Errorf("%w: --password-file %s: first line is empty", ErrUsage, path)
+	}
+	return pw, nil
 }
 
 func extSet(ctx context.Context, env Env, c common, number string, set map[string]bool, class, countries string) error {

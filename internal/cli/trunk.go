@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -134,14 +133,9 @@ func trunkAdd(ctx context.Context, env Env, c common, t store.Trunk, pwFile stri
 	}
 	defer st.Close()
 	if pwFile != "" {
-		b, err := os.ReadFile(pwFile)
+		pw, err := readSecretFile(pwFile)
 		if err != nil {
-			return fmt.Errorf("--password-file: %w", err)
-		}
-		pw, _, _ := strings.Cut(string(b), "\n")
-		pw = strings.TrimRight(pw, "\r")
-		if pw == "" {
-			return fmt.Errorf("%w: --password-file %s: first line is empty", ErrUsage, pwFile)
+			return err
 		}
 		v, err := vault.Open(c.data)
 		if err != nil {

@@ -135,10 +135,9 @@ func (s *Server) onRegister(req *sip.Request, tx sip.ServerTransaction) {
 				exp = n
 			}
 		}
-		var d time.Duration
-		if exp < 0 {
-			d = s.reg.Expiry(-1)
-		} else {
+		// Neither the contact's expires nor the Expires header: the default.
+		d := s.reg.Limits().Default
+		if exp >= 0 {
 			d = time.Duration(exp) * time.Second
 		}
 		rr.Changes = append(rr.Changes, registrar.Change{Contact: ch.Address.String(), Expires: d})

@@ -139,15 +139,6 @@ func (r *Registrar) Apply(req Request) ([]Binding, error) {
 	return append([]Binding(nil), cur...), nil
 }
 
-// Expiry returns the lifetime to grant for a contact that asked for
-// asked (from its expires parameter or the Expires header; -1 if neither).
-func (r *Registrar) Expiry(asked time.Duration) time.Duration {
-	if asked < 0 {
-		return r.limits.Default
-	}
-	return asked
-}
-
 // Lookup returns the live bindings of aor, oldest first.
 func (r *Registrar) Lookup(aor string) []Binding {
 	now := r.now()
