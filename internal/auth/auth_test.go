@@ -14,16 +14,8 @@ import (
 	"github.com/sekisho/sekisho/internal/credential"
 	"github.com/sekisho/sekisho/internal/digest"
 	"github.com/sekisho/sekisho/internal/store"
+	"github.com/sekisho/sekisho/internal/store/storetest"
 )
-
-type accounts map[string]store.Extension
-
-func (a accounts) Extension(_ context.Context, n string) (store.Extension, error) {
-	if e, ok := a[n]; ok {
-		return e, nil
-	}
-	return store.Extension{}, store.ErrNotFound
-}
 
 func TestStage(t *testing.T) {
 	v, err := digest.New("sekisho", time.Minute)
@@ -35,7 +27,8 @@ func TestStage(t *testing.T) {
 		return store.Extension{Number: n, Realm: realm, Digest: "md5",
 			HA1MD5: credential.HA1(credential.MD5, n, realm, pw), HA1SHA256: credential.HA1(credential.SHA256, n, realm, pw)}
 	}
-	a := New(v, accounts{"201": ext("201", "sekisho"), "209": ext("209", "old-realm")}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	acc := storetest.Accounts{Exts: map[string]store.Extension{"201": ext("201", "sekisho"), "209": ext("209", "old-realm")}}
+	a := New(v, acc, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	answer := func(user string) string {
 		ch, _ := icdigest.ParseChallenge(v.DefaultChallenges(false)[0])
 		cr, _ := icdigest.Digest(ch, icdigest.Options{Method: "INVITE", URI: "sip:202@pbx", Username: user, Password: pw, Count: 1})

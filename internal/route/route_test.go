@@ -2,34 +2,15 @@ package route
 
 import (
 	"context"
-	"errors"
 	"testing"
 	"time"
 
 	"github.com/sekisho/sekisho/internal/chain"
 	"github.com/sekisho/sekisho/internal/registrar"
 	"github.com/sekisho/sekisho/internal/store"
+	"github.com/sekisho/sekisho/internal/store/storetest"
 	"github.com/sekisho/sekisho/internal/trunk"
 )
-
-type accounts map[string]bool
-
-func (a accounts) Extension(_ context.Context, n string) (store.Extension, error) {
-	if n == "broken" {
-		return store.Extension{}, errors.New("disk on fire")
-	}
-	if a[n] {
-		return store.Extension{Number: n}, nil
-	}
-	return store.Extension{}, store.ErrNotFound
-}
-
-func (a accounts) LookupDID(_ context.Context, n string) (store.DID, error) {
-	if n == "0312345678" {
-		return store.DID{Number: n, Extension: "202"}, nil
-	}
-	return store.DID{}, store.ErrNotFound
-}
 
 type trunks []trunk.Trunk
 
@@ -46,7 +27,12 @@ func TestRoute(t *testing.T) {
 		Changes: []registrar.Change{{Contact: "sip:202@127.0.0.2:5060", Expires: time.Hour}, {Contact: "sip:x@127.0.0.4:5062", Expires: time.Hour}}})
 	carrier := trunk.Trunk{}
 	carrier.Name, carrier.Transport = "carrier", "udp"
-	s := Stage{Accounts: accounts{"202": true, "203": true}, Locations: reg, Trunks: trunks{carrier}}
+	acc := storetest.Accounts{
+		Exts:   map[string]store.Extension{"202": {Number: "202"}, "203": {Number: "203"}},
+		DIDs:   map[string]store.DID{"0312345678": {Number: "0312345678", Extension: "202"}},
+		Broken: "broken",
+	}
+	s := Stage{Accounts: acc, Locations: reg, Trunks: trunks{carrier}}
 	tests := []struct {
 		kind    chain.Kind
 		number  string
@@ -72,7 +58,7 @@ func TestRoute(t *testing.T) {
 }
 
 func TestNoTrunk(t *testing.T) {
-	s := Stage{Accounts: accounts{}, Locations: registrar.New(registrar.Limits{}), Trunks: trunks{}}
+	s := Stage{Accounts: storetest.Accounts{}, Locations: registrar.New(registrar.Limits{}), Trunks: trunks{}}
 	a := &chain.Attempt{Dest: chain.Destination{Kind: chain.KindFixed, Number: "0312345678"}}
 	if v := s.Run(context.Background(), a); v.Status != 503 {
 		t.Fatalf("no trunk: %+v", v)

@@ -7,26 +7,18 @@ import (
 	"github.com/sekisho/sekisho/internal/chain"
 	"github.com/sekisho/sekisho/internal/dialplan"
 	"github.com/sekisho/sekisho/internal/store"
+	"github.com/sekisho/sekisho/internal/store/storetest"
 )
 
-type accounts map[string]store.Extension
-
-func (a accounts) Extension(_ context.Context, n string) (store.Extension, error) {
-	if e, ok := a[n]; ok {
-		return e, nil
-	}
-	return store.Extension{}, store.ErrNotFound
-}
-
 func TestDecide(t *testing.T) {
-	exts := accounts{
+	exts := storetest.Accounts{Exts: map[string]store.Extension{
 		"201": {Number: "201"}, // default profile
 		"202": {Number: "202", Class: "internal"},
 		"203": {Number: "203", Class: "domestic"},
 		"204": {Number: "204", Class: "international", Countries: "US"},
 		"205": {Number: "205", Class: "international", Countries: "SL"},
 		"206": {Number: "206", Class: "bogus"}, // unknown class fails closed to internal
-	}
+	}, Broken: "207"}
 	plan := dialplan.New("JP")
 	tests := []struct {
 		caller, dial string
@@ -52,11 +44,16 @@ func TestDecide(t *testing.T) {
 		{"205", "00990123456", false}, // premium stays closed for every class
 		{"206", "00312345678", false},
 		{"299", "00312345678", false}, // no such extension
+		{"207", "00312345678", false}, // store failure: fail closed
 	}
 	for _, tt := range tests {
 		a := &chain.Attempt{Caller: tt.caller, Dest: plan.Canonical(tt.dial)}
 		v := Stage{Accounts: exts}.Run(context.Background(), a)
-		if (v.Action == chain.Continue) != tt.allow || (!tt.allow && v.Status != 403) {
+		want := 403
+		if tt.caller == "207" {
+			want = 500 // the store failed: refuse, and say it was the server
+		}
+		if (v.Action == chain.Continue) != tt.allow || (!tt.allow && v.Status != want) {
 			t.Errorf("%s -> %s: %v %d %q, want allow=%v", tt.caller, tt.dial, v.Action, v.Status, v.Reason, tt.allow)
 		}
 	}
@@ -74,7 +71,7 @@ func TestTrunkCallers(t *testing.T) {
 		{chain.KindInvalid, false},
 	} {
 		a := &chain.Attempt{Caller: "0398765432", Trunk: "carrier", Dest: chain.Destination{Kind: tt.kind, Number: "0312345678"}}
-		v := Stage{Accounts: accounts{}}.Run(context.Background(), a)
+		v := Stage{Accounts: storetest.Accounts{}}.Run(context.Background(), a)
 		if (v.Action == chain.Continue) != tt.allow {
 			t.Errorf("trunk to %s: %v", tt.kind, v.Action)
 		}
