@@ -50,24 +50,39 @@ func startPBXWithTrunk(t *testing.T, flags ...string) (p *PBX, pw201, pw202 stri
 	return p, pw201, pw202, carrierPort
 }
 
+// startCarrier starts the SIPp carrier (challenging with the trunk's
+// credentials) on carrierIP:port.
+func startCarrier(t *testing.T, port int) *sippProc {
+	t.Helper()
+	return startSIPp(t, sippSpec{
+		Name: "carrier", Scenario: "carrier_uas.xml", IP: carrierIP, Port: port,
+		Keys: map[string]string{"cuser": trunkUser, "cpass": trunkPassword},
+	})
+}
+
+// callOut has 201 dial through the PBX with callerScenario while the SIPp
+// carrier answers, and fails the test unless both sides succeed.
+func callOut(t *testing.T, p *PBX, pw201 string, carrierPort int, dial, callerScenario string) (caller, carrier *sippResult) {
+	t.Helper()
+	c := startCarrier(t, carrierPort)
+	caller = runSIPp(t, sippSpec{
+		Name: "caller", Scenario: callerScenario, Target: p.SIPAddr(), IP: callerIP,
+		Service: dial, Rows: [][]string{{"201", pw201}}, PauseMS: 300,
+	})
+	carrier = c.WaitAtMost(10 * time.Second)
+	if !caller.ok(1) || !carrier.ok(1) {
+		t.Fatalf("call to %s through the carrier failed:\n%s\n%s\n%s%s", dial, caller.summary(), carrier.summary(), caller.report(), carrier.report())
+	}
+	return caller, carrier
+}
+
 // TestTrunkOutbound: an extension dials 0 + a domestic number; the carrier
 // gets the canonical number in the Request-URI, the trunk's caller ID, and
 // a correct answer to its digest challenge.
 func TestTrunkOutbound(t *testing.T) {
 	requireTool(t, "sipp")
 	p, pw201, _, carrierPort := startPBXWithTrunk(t)
-	carrier := startSIPp(t, sippSpec{
-		Name: "carrier", Scenario: "carrier_uas.xml", IP: carrierIP, Port: carrierPort,
-		Keys: map[string]string{"cuser": trunkUser, "cpass": trunkPassword},
-	})
-	caller := runSIPp(t, sippSpec{
-		Name: "caller", Scenario: "uac_call.xml", Target: p.SIPAddr(), IP: callerIP,
-		Service: "0" + "0312345678", Rows: [][]string{{"201", pw201}}, PauseMS: 300,
-	})
-	cr := carrier.WaitAtMost(10 * time.Second)
-	if !caller.ok(1) || !cr.ok(1) {
-		t.Fatalf("outbound call failed:\n%s\n%s\n%s%s", caller.summary(), cr.summary(), caller.report(), cr.report())
-	}
+	_, cr := callOut(t, p, pw201, carrierPort, "0"+"0312345678", "uac_call.xml")
 	invites := cr.received("INVITE ")
 	if len(invites) != 2 {
 		t.Fatalf("carrier got %d INVITEs, want 2 (challenged, then authenticated)", len(invites))
@@ -98,10 +113,7 @@ func TestTrunkOutbound(t *testing.T) {
 func TestTrunkOutboundDenied(t *testing.T) {
 	requireTool(t, "sipp")
 	p, pw201, _, carrierPort := startPBXWithTrunk(t)
-	carrier := startSIPp(t, sippSpec{
-		Name: "carrier", Scenario: "carrier_uas.xml", IP: carrierIP, Port: carrierPort,
-		Keys: map[string]string{"cuser": trunkUser, "cpass": trunkPassword},
-	})
+	carrier := startCarrier(t, carrierPort)
 	// 484: not a number at all. 403: a number, but not one this
 	// extension may call (abroad, premium).
 	dials := []struct{ dial, want string }{
@@ -280,18 +292,7 @@ func TestTrunkCountryPolicy(t *testing.T) {
 		}
 	}
 	p.run(t, "ext", "set", "201", "--countries", "SL")
-	carrier := startSIPp(t, sippSpec{
-		Name: "carrier", Scenario: "carrier_uas.xml", IP: carrierIP, Port: carrierPort,
-		Keys: map[string]string{"cuser": trunkUser, "cpass": trunkPassword},
-	})
-	caller := runSIPp(t, sippSpec{
-		Name: "caller", Scenario: "uac_call.xml", Target: p.SIPAddr(), IP: callerIP,
-		Service: "001023276123456", Rows: [][]string{{"201", pw201}}, PauseMS: 300,
-	})
-	cr := carrier.WaitAtMost(10 * time.Second)
-	if !caller.ok(1) || !cr.ok(1) {
-		t.Fatalf("allowed international call failed:\n%s\n%s\n%s%s", caller.summary(), cr.summary(), caller.report(), cr.report())
-	}
+	_, cr := callOut(t, p, pw201, carrierPort, "001023276123456", "uac_call.xml")
 	invites := cr.received("INVITE ")
 	if len(invites) != 2 {
 		t.Fatalf("carrier got %d INVITEs, want 2 (the refused calls must not have reached it)", len(invites))
@@ -307,18 +308,7 @@ func TestTrunkMaxDuration(t *testing.T) {
 	requireTool(t, "sipp")
 	p, pw201, _, carrierPort := startPBXWithTrunk(t, "--max-call-duration", "2s")
 	// Both sides wait for a BYE that only the PBX sends.
-	carrier := startSIPp(t, sippSpec{
-		Name: "carrier", Scenario: "carrier_uas.xml", IP: carrierIP, Port: carrierPort,
-		Keys: map[string]string{"cuser": trunkUser, "cpass": trunkPassword},
-	})
-	caller := runSIPp(t, sippSpec{
-		Name: "caller", Scenario: "uac_call_wait_bye.xml", Target: p.SIPAddr(), IP: callerIP,
-		Service: "00312345678", Rows: [][]string{{"201", pw201}},
-	})
-	cr := carrier.WaitAtMost(10 * time.Second)
-	if !caller.ok(1) || !cr.ok(1) {
-		t.Fatalf("want both legs hung up by the PBX:\n%s\n%s\n%s%s", caller.summary(), cr.summary(), caller.report(), cr.report())
-	}
+	callOut(t, p, pw201, carrierPort, "00312345678", "uac_call_wait_bye.xml")
 	rec := waitOneCDR(t, p)
 	if rec.HangupBy != "pbx" || rec.DurationMS < 1900 || rec.DurationMS > 6000 || !strings.Contains(rec.ResultReason, "maximum call duration") {
 		t.Errorf("record: %+v", rec)
