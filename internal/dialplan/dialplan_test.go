@@ -68,6 +68,13 @@ func TestCanonical(t *testing.T) {
 		{"0031234567", chain.KindInvalid, ""}, // too short
 		{"0312345678", chain.KindInvalid, ""}, // no outside-line prefix
 		{"0110", chain.KindEmergency, "110"},
+		// What a tel: Request-URI hands over (see pbx.dialled): a global
+		// number, or parameters and separators that make it invalid.
+		{"+23276123456", chain.KindInternational, "+23276123456"},
+		{"+1-876-555-0123", chain.KindInvalid, ""},
+		{"0312345678;phone-context=+81", chain.KindInvalid, ""},
+		{"+81312345678;isub=1", chain.KindInvalid, ""},
+		{"+23276123456;ext=1", chain.KindInvalid, ""},
 		{"0", chain.KindInvalid, ""},
 		{"", chain.KindInvalid, ""},
 		{"alice", chain.KindInvalid, ""},

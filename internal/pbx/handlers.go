@@ -179,6 +179,21 @@ func (s *Server) onRegister(req *sip.Request, tx sip.ServerTransaction) {
 	s.log.Debug("registrar: ok", "aor", aor, "contacts", len(bindings), "source", req.Source())
 }
 
+// dialled is the text the caller dialled: the user part of a sip: or sips:
+// Request-URI, or everything after "tel:" in a tel: URI (RFC 3966), its
+// parameters included, so that a ;phone-context or ;isub makes the number
+// invalid rather than silently dropped. Any other scheme dials nothing,
+// which the dialplan refuses.
+func dialled(u sip.Uri) string {
+	switch u.Scheme {
+	case "sip", "sips":
+		return u.User
+	case "tel":
+		return u.Raw()
+	}
+	return ""
+}
+
 // onInvite takes a new call attempt through the chain and, if every stage
 // continues, hands it to the B2BUA.
 func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
@@ -204,7 +219,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		Source:     req.Source(),
 		Transport:  req.Transport(),
 		FromUser:   req.From().Address.User,
-		Dialled:    req.Recipient.User,
+		Dialled:    dialled(req.Recipient),
 		AuthHeader: headerValue(req, "Proxy-Authorization"),
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

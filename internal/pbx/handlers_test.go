@@ -1,0 +1,30 @@
+package pbx
+
+import (
+	"testing"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// TestDialled: the text handed to the dialplan keeps every character that
+// could change a number's meaning, so that the dialplan can refuse it.
+func TestDialled(t *testing.T) {
+	for _, c := range []struct{ uri, want string }{
+		{"sip:00312345678@pbx", "00312345678"},
+		{"sips:201@pbx", "201"},
+		{"sip:0%23010232@pbx", "0%23010232"},
+		{"sip:0312345678;phone-context=+81@pbx;user=phone", "0312345678;phone-context=+81"},
+		{"tel:+23276123456", "+23276123456"},
+		{"tel:0312345678;phone-context=+81", "0312345678;phone-context=+81"},
+		{"tel:+1-876-555-0123", "+1-876-555-0123"},
+		{"urn:service:sos", ""},
+	} {
+		var u sip.Uri
+		if err := sip.ParseUri(c.uri, &u); err != nil {
+			t.Fatalf("%s: %v", c.uri, err)
+		}
+		if got := dialled(u); got != c.want {
+			t.Errorf("dialled(%s) = %q, want %q", c.uri, got, c.want)
+		}
+	}
+}
