@@ -73,10 +73,24 @@ type B2BUA struct {
 	uaB     *sipgo.DialogUA // toward callees: requests go to the registered Contact
 	closing atomic.Bool
 
-	mu    sync.Mutex
-	legs  map[string]*leg // dialog key -> leg, both legs of every call; guarded by mu
-	calls map[*Call]struct{}
-	idle  chan struct{} // closed when calls becomes empty while closing; guarded by mu
+	mu      sync.Mutex
+	legs    map[string]*leg // dialog key -> leg, both legs of every call; guarded by mu
+	calls   map[*Call]struct{}
+	ringing map[*ringing]struct{} // attempts not yet answered; guarded by mu
+	idle    chan struct{}         // closed when calls becomes empty while closing; guarded by mu
+}
+
+// CallInfo is what HangupWhere may select calls by.
+type CallInfo struct {
+	Caller        string // the authenticated extension ("" for a call from a trunk)
+	Outbound      bool   // the callee leg goes to a carrier trunk
+	International bool   // ... to a number abroad
+}
+
+// ringing is an attempt whose callee legs are still ringing.
+type ringing struct {
+	info  CallInfo
+	abort context.CancelCauseFunc
 }
 
 // New returns a B2BUA.
@@ -92,6 +106,7 @@ func New(cfg Config) *B2BUA {
 		uaB:     &sipgo.DialogUA{Client: cfg.Client, ContactHDR: contact},
 		legs:    make(map[string]*leg),
 		calls:   make(map[*Call]struct{}),
+		ringing: make(map[*ringing]struct{}),
 	}
 }
 
@@ -106,6 +121,7 @@ type Call struct {
 	log      *slog.Logger
 	sess     *media.Session // nil without a relay
 	sessAddr netip.Addr     // address written into rewritten SDP
+	info     CallInfo
 
 	mu    sync.Mutex // serialises in-dialog work across the two legs
 	ended bool       // guarded by mu
@@ -220,8 +236,22 @@ func (b *B2BUA) Originate(req *sip.Request, tx sip.ServerTransaction, a *chain.A
 		}
 	}
 
-	ringCtx, stopRing := context.WithTimeout(context.Background(), b.cfg.RingTimeout)
+	info := CallInfo{Caller: a.Caller, Outbound: a.Direction() == "outbound", International: a.Dest.Kind == chain.KindInternational}
+	baseCtx, abort := context.WithCancelCause(context.Background())
+	defer abort(nil)
+	ringCtx, stopRing := context.WithTimeout(baseCtx, b.cfg.RingTimeout)
 	defer stopRing()
+	// While it rings, the attempt can be aborted by HangupWhere (the
+	// caller was suspended by a call placed in parallel).
+	rg := &ringing{info: info, abort: abort}
+	b.mu.Lock()
+	b.ringing[rg] = struct{}{}
+	b.mu.Unlock()
+	defer func() {
+		b.mu.Lock()
+		delete(b.ringing, rg)
+		b.mu.Unlock()
+	}()
 	// The caller's CANCEL ends its dialog context; stop ringing then.
 	stopAfter := context.AfterFunc(as.Context(), stopRing)
 	defer stopAfter()
@@ -327,6 +357,13 @@ func (b *B2BUA) Originate(req *sip.Request, tx sip.ServerTransaction, a *chain.A
 	}
 
 	if winner == nil {
+		if cause := context.Cause(baseCtx); cause != nil && !errors.Is(cause, context.Canceled) && as.Context().Err() == nil {
+			aMu.Lock()
+			as.Respond(403, response.Phrase(403), nil)
+			aMu.Unlock()
+			rec.Finish(403, cause.Error(), "pbx")
+			return
+		}
 		code, reason, by := b.failure(as.Context(), ringCtx, failures, len(a.Targets) > 0 && a.Targets[0].Trunk != "")
 		if code == 487 {
 			// The transaction layer already answered the CANCEL and 487.
@@ -363,7 +400,16 @@ func (b *B2BUA) Originate(req *sip.Request, tx sip.ServerTransaction, a *chain.A
 	}
 	rec.Answered()
 	rec.Update(func(c *store.CDR) { c.ResultCode = 200 })
-	call := &Call{a: as, bl: winner, rec: rec, log: log, sess: sess, sessAddr: b.cfg.MediaAddr}
+	call := &Call{a: as, bl: winner, rec: rec, log: log, sess: sess, sessAddr: b.cfg.MediaAddr, info: info}
+	if cause := context.Cause(baseCtx); cause != nil && !errors.Is(cause, context.Canceled) {
+		// Aborted between the callee's answer and now: end it.
+		winner.Bye(ackCtx)
+		aMu.Lock()
+		as.Respond(403, response.Phrase(403), nil)
+		aMu.Unlock()
+		rec.Finish(403, cause.Error(), "pbx")
+		return
+	}
 	if !b.track(call) {
 		// Shutting down raced with the answer: end it cleanly.
 		winner.Bye(ackCtx)
@@ -376,11 +422,15 @@ func (b *B2BUA) Originate(req *sip.Request, tx sip.ServerTransaction, a *chain.A
 	answeredMu.Lock()
 	answered = call // from here the call owns the media session
 	answeredMu.Unlock()
-	if b.cfg.MaxOutbound > 0 && a.Direction() == "outbound" {
+	maxDur := b.cfg.MaxOutbound
+	if a.MaxDuration > 0 && (maxDur <= 0 || a.MaxDuration < maxDur) {
+		maxDur = a.MaxDuration // the profile's limit, or what the budget pays for
+	}
+	if maxDur > 0 && info.Outbound {
 		// Toll fraud guard: one stolen call left open for days costs
 		// more than a burst of short ones. The PBX ends it.
-		limit := time.AfterFunc(b.cfg.MaxOutbound, func() {
-			b.hangup(call, "pbx", "tollgate: maximum call duration "+b.cfg.MaxOutbound.String()+" reached")
+		limit := time.AfterFunc(maxDur, func() {
+			b.hangup(call, "pbx", "limits: maximum call duration "+maxDur.String()+" reached")
 		})
 		context.AfterFunc(as.Context(), func() { limit.Stop() })
 	}

@@ -2,6 +2,7 @@ package b2bua
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"time"
 
@@ -275,6 +276,31 @@ func (b *B2BUA) Close(ctx context.Context) int {
 		b.hangup(c, "pbx", "b2bua: PBX shutting down")
 	}
 	return len(left)
+}
+
+// HangupWhere ends every call in progress, and aborts every attempt still
+// ringing, that match selects, with reason in their records. It returns
+// how many it ended. The BYEs go out in the background.
+func (b *B2BUA) HangupWhere(selects func(CallInfo) bool, reason string) int {
+	b.mu.Lock()
+	var calls []*Call
+	for c := range b.calls {
+		if selects(c.info) {
+			calls = append(calls, c)
+		}
+	}
+	n := len(calls)
+	for r := range b.ringing {
+		if selects(r.info) {
+			r.abort(errors.New(reason))
+			n++
+		}
+	}
+	b.mu.Unlock()
+	for _, c := range calls {
+		go b.hangup(c, "pbx", reason)
+	}
+	return n
 }
 
 func isSDP(req *sip.Request) bool {

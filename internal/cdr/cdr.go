@@ -40,6 +40,25 @@ type Record struct {
 	data store.CDR // guarded by mu
 	id   int64     // row ID; written only by the writer goroutine
 	done bool      // guarded by mu
+	// settle runs once, inside Finish, with the completed record; it
+	// releases the call's hold on the limits and fills in its cost, so
+	// that no ending of a call can skip it. Guarded by mu.
+	settle func(*store.CDR)
+}
+
+// OnFinish sets fn to run once when the record is finished, before the
+// final write, with the record to complete. If the record is already
+// finished, fn runs now.
+func (r *Record) OnFinish(fn func(*store.CDR)) {
+	r.mu.Lock()
+	if !r.done {
+		r.settle = fn
+		r.mu.Unlock()
+		return
+	}
+	d := r.data
+	r.mu.Unlock()
+	fn(&d)
 }
 
 // NewWriter returns a Writer on st. Run must be running for writes to land.
@@ -103,6 +122,10 @@ func (r *Record) Finish(code int, reason, hangupBy string) {
 	}
 	if !d.Answered.IsZero() {
 		d.Duration = now.Sub(d.Answered)
+	}
+	if r.settle != nil {
+		r.settle(d)
+		r.settle = nil
 	}
 	r.done = true
 	snap := r.data

@@ -13,6 +13,9 @@ package chain
 import (
 	"context"
 	"strings"
+	"time"
+
+	"github.com/sekisho/sekisho/internal/policy"
 )
 
 // Action is what a verdict asks the caller to do.
@@ -140,11 +143,30 @@ type Attempt struct {
 	// Set by the canonicalise stage: the one parse of Dialled.
 	Dest Destination
 
+	// Set by the toll gate: the profile that applied to the caller, with
+	// the extension's own overrides, and when a person last lifted a
+	// suspension of the caller.
+	Profile  policy.Profile
+	Unlocked time.Time
+
 	// Set by the route stage.
 	Targets []Target
 
+	// Set by the limits stage: how long an answered call may last (0: no
+	// limit of its own), and the reservation that must be settled exactly
+	// once when the attempt ends, answered or not.
+	MaxDuration time.Duration
+	Hold        Hold
+
 	// Trail of verdicts, written by the runner.
 	Trail []Step
+}
+
+// Hold is a reservation against the limits, taken when an outbound call
+// is let through. Settle releases it with the answered duration (0 if the
+// call was never answered) and returns the call's estimated cost.
+type Hold interface {
+	Settle(answered time.Duration) int64
 }
 
 // Reasons joins the trail's reasons for a record.

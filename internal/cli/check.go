@@ -7,6 +7,7 @@ import (
 
 	"github.com/sekisho/sekisho/internal/chain"
 	"github.com/sekisho/sekisho/internal/dialplan"
+	"github.com/sekisho/sekisho/internal/policy"
 	"github.com/sekisho/sekisho/internal/store"
 	"github.com/sekisho/sekisho/internal/tollgate"
 )
@@ -22,6 +23,8 @@ type checkJSON struct {
 	Decision  string   `json:"decision"`
 	SIPStatus int      `json:"sip_status,omitempty"`
 	Route     string   `json:"route,omitempty"`
+	Profile   string   `json:"profile,omitempty"`
+	Rate      string   `json:"rate,omitempty"`
 	Reasons   []string `json:"reasons"`
 }
 
@@ -57,10 +60,18 @@ func checkNumber(args []string, env Env) error {
 	if err != nil {
 		return err
 	}
+	book := policy.NewBook(st)
+	if err := book.Reload(ctx); err != nil {
+		return err
+	}
 	a := &chain.Attempt{Method: "INVITE", Caller: *from, FromUser: *from, Dialled: pos[0]}
-	v := chain.New(dialplan.Stage{Plan: dialplan.New(region).WithOutsidePrefix(prefix)}, tollgate.Stage{Accounts: st}).Run(ctx, a)
+	v := chain.New(dialplan.Stage{Plan: dialplan.New(region).WithOutsidePrefix(prefix)}, tollgate.Stage{Accounts: st, Policy: book}).Run(ctx, a)
 	out := checkJSON{From: *from, Dialled: pos[0], Kind: string(a.Dest.Kind), Number: a.Dest.Number,
-		E164: a.Dest.E164, Country: a.Dest.Country, Withhold: a.Dest.Withhold, Decision: "allow"}
+		E164: a.Dest.E164, Country: a.Dest.Country, Withhold: a.Dest.Withhold, Decision: "allow", Profile: a.Profile.Name}
+	if a.Dest.E164 != "" && a.Dest.Kind != chain.KindEmergency {
+		rate, pfx := book.Current().Rates.Lookup(a.Dest.E164)
+		out.Rate = fmt.Sprintf("%d a minute (%s)", rate, pfx)
+	}
 	if v.Action != chain.Continue {
 		out.Decision, out.SIPStatus = "deny", v.Status
 	} else {
@@ -85,6 +96,10 @@ func checkNumber(args []string, env Env) error {
 		fmt.Fprintf(env.Stdout, "decision  deny (SIP %d)\n", out.SIPStatus)
 	} else {
 		fmt.Fprintf(env.Stdout, "decision  allow, %s\n", out.Route)
+		fmt.Fprintf(env.Stdout, "profile   %s (limits apply when the call is placed)\n", out.Profile)
+	}
+	if out.Rate != "" {
+		fmt.Fprintf(env.Stdout, "rate      %s\n", out.Rate)
 	}
 	fmt.Fprintf(env.Stdout, "reasons   %s\n", strings.Join(out.Reasons, "\n          "))
 	return nil

@@ -36,7 +36,8 @@ Commands:
   sekisho ext list
   sekisho ext del NUMBER
   sekisho ext passwd NUMBER [--password-file FILE]
-  sekisho ext set NUMBER [--class internal|domestic|mobile|international] [--countries US,SL]
+  sekisho ext set NUMBER [--profile NAME] [--class internal|domestic|mobile|international] [--countries US,SL]
+  sekisho ext unlock NUMBER                       lift a suspension after a limit was breached
   sekisho trunk add NAME --peer HOST:PORT [--transport udp|tcp] [--username U --password-file F]
                          [--register] [--caller-id NUMBER]
   sekisho trunk list
@@ -46,6 +47,19 @@ Commands:
   sekisho did del NUMBER
   sekisho cdr list [--limit N] [--since DURATION]
   sekisho check-number --from EXT STRING          what the gate would do with a dialled STRING
+  sekisho profile list
+  sekisho profile add|set NAME [--class C] [--countries L] [--hours SPEC] [--max-duration D] [LIMITS]
+  sekisho profile del NAME
+  sekisho limits show
+  sekisho limits set [--trunk NAME] [LIMITS]      the whole PBX's (or a trunk's) limits
+  sekisho limits unfreeze                         lift a PBX-wide freeze of international calls
+  sekisho rate list
+  sekisho rate set PREFIX PER-MINUTE [--note TEXT] estimated price a minute, such as: rate set +232 250
+  sekisho rate del PREFIX
+  sekisho alert list [--limit N]
+
+LIMITS are --max-calls N --intl-per-minute N --intl-per-hour N --same-prefix N
+--distinct-per-hour N --daily-spend N (0: no limit).
 
 Every command takes --data DIR (default $SEKISHO_DATA or ./sekisho-data)
 and --json for machine-readable output.
@@ -83,6 +97,14 @@ func run(args []string, env Env) error {
 		return did(args[1:], env)
 	case "check-number":
 		return checkNumber(args[1:], env)
+	case "profile":
+		return profileCmd(args[1:], env)
+	case "limits":
+		return limitsCmd(args[1:], env)
+	case "rate":
+		return rateCmd(args[1:], env)
+	case "alert":
+		return alertCmd(args[1:], env)
 	case "help", "-h", "--help":
 		fmt.Fprint(env.Stdout, usage)
 		return nil

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sekisho/sekisho/internal/credential"
 	"github.com/sekisho/sekisho/internal/dialplan"
+	"github.com/sekisho/sekisho/internal/policy"
 	"github.com/sekisho/sekisho/internal/store"
 	"github.com/sekisho/sekisho/internal/tollgate"
 )
@@ -28,13 +29,15 @@ type extJSON struct {
 	Password  string `json:"password,omitempty"`
 	Class     string `json:"class,omitempty"`
 	Countries string `json:"countries,omitempty"`
+	Profile   string `json:"profile,omitempty"`
+	Suspended string `json:"suspended,omitempty"` // the reason, when suspended
 	Created   string `json:"created,omitempty"`
 	Updated   string `json:"updated,omitempty"`
 }
 
 func ext(args []string, env Env) error {
 	if len(args) == 0 {
-		return fmt.Errorf("%w: ext needs a subcommand: add, list, del, set or passwd", ErrUsage)
+		return fmt.Errorf("%w: ext needs a subcommand: add, list, del, set, passwd or unlock", ErrUsage)
 	}
 	ctx := context.Background()
 	var c common
@@ -87,8 +90,9 @@ func ext(args []string, env Env) error {
 		fmt.Fprintf(env.Stdout, "extension %s deleted\n", pos[0])
 		return nil
 	case "set":
-		class := fs.String("class", "", "class of service: internal, domestic, mobile, international, or default")
-		countries := fs.String("countries", "", "ISO 3166 regions it may call abroad, comma-separated (US,SL); \"none\" clears")
+		class := fs.String("class", "", "class of service: internal, domestic, mobile, international, or default (the profile's)")
+		countries := fs.String("countries", "", "ISO 3166 regions it may call abroad, comma-separated (US,SL); \"none\" uses the profile's")
+		profile := fs.String("profile", "", "policy profile (see sekisho profile list); \"default\" for the default")
 		pos, err := parse(fs, args[1:])
 		if err != nil {
 			return err
@@ -98,10 +102,19 @@ func ext(args []string, env Env) error {
 		}
 		set := map[string]bool{}
 		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-		if !set["class"] && !set["countries"] {
-			return fmt.Errorf("%w: ext set needs --class and/or --countries", ErrUsage)
+		if !set["class"] && !set["countries"] && !set["profile"] {
+			return fmt.Errorf("%w: ext set needs --class, --countries and/or --profile", ErrUsage)
 		}
-		return extSet(ctx, env, c, pos[0], set, *class, *countries)
+		return extSet(ctx, env, c, pos[0], set, *class, *countries, *profile)
+	case "unlock":
+		pos, err := parse(fs, args[1:])
+		if err != nil {
+			return err
+		}
+		if len(pos) != 1 {
+			return fmt.Errorf("%w: ext unlock takes one NUMBER", ErrUsage)
+		}
+		return extUnlock(ctx, env, c, pos[0])
 	case "passwd":
 		file := fs.String("password-file", "", "read the new password from FILE instead of generating one (first line; at least 16 characters)")
 		pos, err := parse(fs, args[1:])
@@ -113,7 +126,7 @@ func ext(args []string, env Env) error {
 		}
 		return extPasswd(ctx, env, c, pos[0], *file)
 	}
-	return fmt.Errorf("%w: unknown ext subcommand %q: use add, list, del, set or passwd", ErrUsage, args[0])
+	return fmt.Errorf("%w: unknown ext subcommand %q: use add, list, del, set, passwd or unlock", ErrUsage, args[0])
 }
 
 // hashes fills e's digest hashes for password. The password goes no further.
@@ -221,7 +234,7 @@ func readSecretFile(path string) (string, error) {
 	return pw, nil
 }
 
-func extSet(ctx context.Context, env Env, c common, number string, set map[string]bool, class, countries string) error {
+func extSet(ctx context.Context, env Env, c common, number string, set map[string]bool, class, countries, profile string) error {
 	st, err := openStore(ctx, c.data)
 	if err != nil {
 		return err
@@ -232,28 +245,73 @@ func extSet(ctx context.Context, env Env, c common, number string, set map[strin
 		return err
 	}
 	if set["class"] {
-		cl, err := tollgate.ParseClass(class)
+		cl, err := policy.ParseClass(class)
 		if err != nil {
 			return fmt.Errorf("%w: --class: %v", ErrUsage, err)
 		}
 		e.Class = string(cl)
 	}
 	if set["countries"] {
-		if countries == "none" {
-			countries = ""
-		}
-		if e.Countries, err = tollgate.ParseCountries(countries); err != nil {
+		if e.Countries, err = policy.ParseCountries(countries); err != nil {
 			return fmt.Errorf("%w: --countries: %v", ErrUsage, err)
 		}
+	}
+	if set["profile"] {
+		if profile == policy.DefaultProfile {
+			profile = ""
+		} else if _, err := st.Profile(ctx, profile); err != nil {
+			return fmt.Errorf("--profile: %w (create it with: sekisho profile add %s)", err, profile)
+		}
+		e.Profile = profile
 	}
 	if err := st.UpdateExtension(ctx, e); err != nil {
 		return err
 	}
-	p := tollgate.PolicyOf(e)
-	if c.json {
-		return printJSON(env.Stdout, map[string]string{"number": e.Number, "class": string(p.Class), "countries": e.Countries})
+	p, err := policyOf(ctx, st, e)
+	if err != nil {
+		return err
 	}
-	fmt.Fprintf(env.Stdout, "extension %s: class %s, countries abroad: %s\n", e.Number, p.Class, orNone(e.Countries))
+	if c.json {
+		return printJSON(env.Stdout, map[string]string{"number": e.Number, "class": string(p.Profile.Class),
+			"countries": p.Profile.Countries, "profile": p.Profile.Name})
+	}
+	fmt.Fprintf(env.Stdout, "extension %s: profile %s, class %s, countries abroad: %s\n", e.Number, p.Profile.Name, p.Profile.Class, orNone(p.Profile.Countries))
+	return nil
+}
+
+// policyOf resolves an extension's effective policy as the server would.
+func policyOf(ctx context.Context, st *store.Store, e store.Extension) (tollgate.Policy, error) {
+	b := policy.NewBook(st)
+	if err := b.Reload(ctx); err != nil {
+		return tollgate.Policy{}, err
+	}
+	return tollgate.PolicyOf(e, b.Current()), nil
+}
+
+// extUnlock lifts a suspension. The running server sees it on the next
+// call attempt and starts the extension's counters afresh.
+func extUnlock(ctx context.Context, env Env, c common, number string) error {
+	st, err := openStore(ctx, c.data)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	e, err := st.Extension(ctx, number)
+	if err != nil {
+		return err
+	}
+	was, err := st.Unlock(ctx, number, time.Now())
+	if err != nil {
+		return err
+	}
+	if c.json {
+		return printJSON(env.Stdout, map[string]any{"number": number, "was_suspended": was, "reason": e.SuspendReason})
+	}
+	if !was {
+		fmt.Fprintf(env.Stdout, "extension %s was not suspended; its limit counters start afresh\n", number)
+		return nil
+	}
+	fmt.Fprintf(env.Stdout, "extension %s unlocked (was suspended: %s)\n", number, e.SuspendReason)
 	return nil
 }
 
@@ -274,19 +332,30 @@ func extList(ctx context.Context, env Env, c common) error {
 	if err != nil {
 		return err
 	}
+	b := policy.NewBook(st)
+	if err := b.Reload(ctx); err != nil {
+		return err
+	}
 	if c.json {
 		out := make([]extJSON, 0, len(es))
 		for _, e := range es {
+			p := tollgate.PolicyOf(e, b.Current())
 			out = append(out, extJSON{Number: e.Number, Name: e.Name, Digest: e.Digest, Realm: e.Realm,
-				Class: string(tollgate.PolicyOf(e).Class), Countries: e.Countries,
+				Class: string(p.Profile.Class), Countries: p.Profile.Countries, Profile: p.Profile.Name, Suspended: p.Suspended,
 				Created: e.Created.UTC().Format(time.RFC3339), Updated: e.Updated.UTC().Format(time.RFC3339)})
 		}
 		return printJSON(env.Stdout, out)
 	}
 	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NUMBER\tNAME\tDIGEST\tCLASS\tABROAD\tCREATED")
+	fmt.Fprintln(tw, "NUMBER\tNAME\tDIGEST\tPROFILE\tCLASS\tABROAD\tSTATE\tCREATED")
 	for _, e := range es {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Number, e.Name, e.Digest, tollgate.PolicyOf(e).Class, orNone(e.Countries), e.Created.Format("2006-01-02 15:04"))
+		p := tollgate.PolicyOf(e, b.Current())
+		state := "ok"
+		if p.Suspended != "" {
+			state = "SUSPENDED"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Number, e.Name, e.Digest, p.Profile.Name, p.Profile.Class,
+			orNone(p.Profile.Countries), state, e.Created.Format("2006-01-02 15:04"))
 	}
 	return tw.Flush()
 }

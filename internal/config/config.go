@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -33,6 +34,8 @@ type Config struct {
 	Grace           Duration `json:"grace"`
 	UDPBuffer       int      `json:"udp-buffer"`
 	LogLevel        string   `json:"log-level"`
+	// AlertWebhooks are URLs that every alert is POSTed to, comma-separated.
+	AlertWebhooks string `json:"alert-webhooks"`
 }
 
 // Duration is a time.Duration written as "30s" in JSON.
@@ -102,6 +105,7 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.Var((*durationFlag)(&c.Grace), "grace", "on SIGTERM, how long calls in progress may continue before they are hung up")
 	fs.IntVar(&c.UDPBuffer, "udp-buffer", c.UDPBuffer, "UDP socket receive buffer in bytes")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+	fs.StringVar(&c.AlertWebhooks, "alert-webhooks", c.AlertWebhooks, "comma-separated http(s) URLs that alerts (suspensions, freezes) are POSTed to, signed with DATA/webhook.key")
 }
 
 type durationFlag Duration
@@ -181,7 +185,28 @@ func (c *Config) Validate() error {
 	if _, err := c.Level(); err != nil {
 		return err
 	}
+	if _, err := c.Webhooks(); err != nil {
+		return err
+	}
 	return nil
+}
+
+// Webhooks parses AlertWebhooks. Errors do not repeat the URL: its path
+// may be a secret.
+func (c *Config) Webhooks() ([]string, error) {
+	var out []string
+	for i, u := range strings.Split(c.AlertWebhooks, ",") {
+		u = strings.TrimSpace(u)
+		if u == "" {
+			continue
+		}
+		p, err := url.Parse(u)
+		if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+			return nil, fmt.Errorf("config: alert-webhooks: entry %d is not an http:// or https:// URL with a host", i+1)
+		}
+		out = append(out, u)
+	}
+	return out, nil
 }
 
 // RTPRange parses RTPPorts.

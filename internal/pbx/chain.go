@@ -4,6 +4,7 @@ import (
 	"github.com/sekisho/sekisho/internal/auth"
 	"github.com/sekisho/sekisho/internal/chain"
 	"github.com/sekisho/sekisho/internal/dialplan"
+	"github.com/sekisho/sekisho/internal/limits"
 	"github.com/sekisho/sekisho/internal/route"
 	"github.com/sekisho/sekisho/internal/tollgate"
 )
@@ -20,6 +21,11 @@ import (
 //     authenticated caller, before anything is looked up or rung, so a
 //     denied destination costs nothing and reaches no one.
 //  4. route: where to ring, from the canonical destination only.
+//  5. limits: count the call against the caller's, the trunk's and the
+//     PBX's limits and reserve its worst-case cost. Last, because it
+//     needs the trunk route chose, and because only a call that will
+//     really be placed may use up a limit: an attempt refused earlier
+//     must not let an attacker exhaust an honest user's allowance.
 //
 // Originate (the B2BUA) follows the chain, not inside it: it runs only
 // when every stage said continue.
@@ -27,7 +33,8 @@ func newChain(s *Server) *chain.Chain {
 	return chain.New(
 		auth.Stage{A: s.auth, Trunks: s.trunks},
 		dialplan.Stage{Plan: s.plan},
-		tollgate.Stage{Accounts: s.store},
+		tollgate.Stage{Accounts: s.store, Policy: s.book},
 		route.Stage{Accounts: s.store, Locations: s.reg, Trunks: s.trunks},
+		limits.Stage{Keeper: s.keeper, Actions: s},
 	)
 }

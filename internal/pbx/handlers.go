@@ -234,15 +234,24 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	r := store.CDR{
 		CallID: req.CallID().Value(), Caller: a.Caller, Source: a.Source,
 		Dialled: a.Dialled, Callee: a.Dest.Number, Direction: a.Direction(), Trunk: a.Trunk,
+		DestKind: string(a.Dest.Kind), DestE164: a.Dest.E164, Country: a.Dest.Country,
 	}
 	if len(a.Targets) > 0 {
 		if t := a.Targets[0]; t.Trunk != "" {
-			r.Trunk, r.SentNumber = t.Trunk, t.Number
+			r.Trunk = t.Trunk
+			if v.Action == chain.Continue {
+				r.SentNumber = t.Number // only what really goes to the carrier
+			}
 		} else if a.Dest.Kind == chain.KindDID {
 			r.Callee = t.Extension // a DID rings this extension
 		}
 	}
 	rec := s.cdrs.Start(r)
+	if h := a.Hold; h != nil {
+		// Every ending of the attempt finishes its record: settle there,
+		// so no path can keep a reservation or skip a cost.
+		rec.OnFinish(func(c *store.CDR) { c.Cost = h.Settle(c.Duration) })
+	}
 	if v.Action != chain.Continue {
 		s.log.Info("pbx: call refused", "caller", a.Caller, "dialled", a.Dialled, "source", a.Source, "reason", a.Reasons())
 		if res := response.ForVerdict(req, v); res != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/sekisho/sekisho/internal/alert"
 	"github.com/sekisho/sekisho/internal/auth"
 	"github.com/sekisho/sekisho/internal/b2bua"
 	"github.com/sekisho/sekisho/internal/cdr"
@@ -25,7 +26,9 @@ import (
 	"github.com/sekisho/sekisho/internal/config"
 	"github.com/sekisho/sekisho/internal/dialplan"
 	"github.com/sekisho/sekisho/internal/digest"
+	"github.com/sekisho/sekisho/internal/limits"
 	"github.com/sekisho/sekisho/internal/media"
+	"github.com/sekisho/sekisho/internal/policy"
 	"github.com/sekisho/sekisho/internal/registrar"
 	"github.com/sekisho/sekisho/internal/store"
 	"github.com/sekisho/sekisho/internal/trunk"
@@ -45,6 +48,9 @@ type Server struct {
 	chain  *chain.Chain
 	b2b    *b2bua.B2BUA
 	cdrs   *cdr.Writer
+	book   *policy.Book
+	keeper *limits.Keeper
+	alerts *alert.Notifier
 
 	ua     *sipgo.UserAgent
 	sip    *sipgo.Server
@@ -106,6 +112,23 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	s.reg = registrar.New(registrar.Limits{})
 	s.auth = auth.New(ver, st, log)
 	s.plan = dialplan.New(cfg.Region).WithOutsidePrefix(cfg.OutsidePrefix)
+	s.book = policy.NewBook(st)
+	if err := s.book.Reload(ctx); err != nil {
+		return err
+	}
+	s.keeper = limits.NewKeeper(s.book, time.Duration(cfg.MaxCallDuration), nil)
+	// Restarting must not reset the limits: count today's calls again.
+	day, err := st.ListCDRs(ctx, store.CDRFilter{Since: time.Now().Add(-24 * time.Hour), Direction: "outbound", Limit: 1 << 20})
+	if err != nil {
+		return err
+	}
+	s.keeper.Load(day)
+	hooks, _ := cfg.Webhooks() // validated above
+	key, err := alert.LoadKey(cfg.Data)
+	if err != nil {
+		return err
+	}
+	s.alerts = alert.New(st, hooks, key, cfg.Realm, log)
 	s.chain = newChain(s)
 	s.cdrs = cdr.NewWriter(st, log)
 
@@ -174,6 +197,8 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	go s.sweep(sweepCtx)
 	regs.Sync(sweepCtx)
 	go s.watchTrunks(sweepCtx, regs)
+	go s.book.Run(sweepCtx, trunkReload, func(err error) { log.Error("pbx: policy reload failed; the previous policy stays in force", "err", err) })
+	go s.alerts.Run(sweepCtx)
 
 	log.Info("sekisho ready", "udp", addrOf(udp), "tcp", addrOfL(tcp), "advertise", net.JoinHostPort(host, strconv.Itoa(port)),
 		"region", cfg.Region, "data", cfg.Data, "chain", s.chain.Names())

@@ -45,6 +45,14 @@ type CDR struct {
 	// source other than the one a side latched to: injection or hijack
 	// attempts, evidence worth keeping with the call.
 	PacketsForeign uint64
+
+	// The canonical destination's kind, E.164 form and region, for the
+	// limits that count calls abroad, and the call's estimated cost in
+	// the rate table's unit.
+	DestKind string
+	DestE164 string
+	Country  string
+	Cost     int64
 }
 
 func nullMilli(t time.Time) sql.NullInt64 {
@@ -78,11 +86,12 @@ func (s *Store) WriteCDRs(ctx context.Context, fn func(*CDRTx) error) error {
 func (c *CDRTx) Insert(ctx context.Context, r CDR) (int64, error) {
 	res, err := c.tx.ExecContext(ctx, `INSERT INTO cdr
 		(call_id, state, started_at, answered_at, ended_at, duration_ms, caller, source, dialled, callee, result_code, result_reason, hangup_by,
-		 direction, trunk, sent_number, packets_a_to_b, packets_b_to_a, packets_foreign)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		 direction, trunk, sent_number, packets_a_to_b, packets_b_to_a, packets_foreign, dest_kind, dest_e164, country, cost)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		r.CallID, r.State, r.Started.UnixMilli(), nullMilli(r.Answered), nullMilli(r.Ended), r.Duration.Milliseconds(),
 		r.Caller, r.Source, r.Dialled, r.Callee, r.ResultCode, r.ResultReason, r.HangupBy,
-		direction(r.Direction), r.Trunk, r.SentNumber, int64(r.PacketsAtoB), int64(r.PacketsBtoA), int64(r.PacketsForeign))
+		direction(r.Direction), r.Trunk, r.SentNumber, int64(r.PacketsAtoB), int64(r.PacketsBtoA), int64(r.PacketsForeign),
+		r.DestKind, r.DestE164, r.Country, r.Cost)
 	if err != nil {
 		return 0, fmt.Errorf("store: insert cdr %s: %w", r.CallID, err)
 	}
@@ -93,10 +102,12 @@ func (c *CDRTx) Insert(ctx context.Context, r CDR) (int64, error) {
 func (c *CDRTx) Update(ctx context.Context, r CDR) error {
 	_, err := c.tx.ExecContext(ctx, `UPDATE cdr SET state = ?, answered_at = ?, ended_at = ?, duration_ms = ?,
 		caller = ?, callee = ?, result_code = ?, result_reason = ?, hangup_by = ?,
-		direction = ?, trunk = ?, sent_number = ?, packets_a_to_b = ?, packets_b_to_a = ?, packets_foreign = ? WHERE id = ?`,
+		direction = ?, trunk = ?, sent_number = ?, packets_a_to_b = ?, packets_b_to_a = ?, packets_foreign = ?,
+		dest_kind = ?, dest_e164 = ?, country = ?, cost = ? WHERE id = ?`,
 		r.State, nullMilli(r.Answered), nullMilli(r.Ended), r.Duration.Milliseconds(),
 		r.Caller, r.Callee, r.ResultCode, r.ResultReason, r.HangupBy,
-		direction(r.Direction), r.Trunk, r.SentNumber, int64(r.PacketsAtoB), int64(r.PacketsBtoA), int64(r.PacketsForeign), r.ID)
+		direction(r.Direction), r.Trunk, r.SentNumber, int64(r.PacketsAtoB), int64(r.PacketsBtoA), int64(r.PacketsForeign),
+		r.DestKind, r.DestE164, r.Country, r.Cost, r.ID)
 	if err != nil {
 		return fmt.Errorf("store: update cdr %d: %w", r.ID, err)
 	}
@@ -117,8 +128,9 @@ func (s *Store) MarkInterrupted(ctx context.Context, now time.Time) (int64, erro
 
 // CDRFilter selects records for ListCDRs.
 type CDRFilter struct {
-	Since time.Time // zero: no lower bound
-	Limit int       // <= 0: 100
+	Since     time.Time // zero: no lower bound
+	Limit     int       // <= 0: 100
+	Direction string    // "": every direction
 }
 
 // ListCDRs returns records, newest first.
@@ -128,8 +140,9 @@ func (s *Store) ListCDRs(ctx context.Context, f CDRFilter) ([]CDR, error) {
 	}
 	rows, err := s.db.QueryContext(ctx, `SELECT id, call_id, state, started_at, answered_at, ended_at, duration_ms,
 		caller, source, dialled, callee, result_code, result_reason, hangup_by,
-		direction, trunk, sent_number, packets_a_to_b, packets_b_to_a, packets_foreign
-		FROM cdr WHERE started_at >= ? ORDER BY id DESC LIMIT ?`, f.Since.UnixMilli(), f.Limit)
+		direction, trunk, sent_number, packets_a_to_b, packets_b_to_a, packets_foreign, dest_kind, dest_e164, country, cost
+		FROM cdr WHERE started_at >= ? AND (? = '' OR direction = ?) ORDER BY id DESC LIMIT ?`,
+		f.Since.UnixMilli(), f.Direction, f.Direction, f.Limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: list cdrs: %w", err)
 	}
@@ -141,7 +154,7 @@ func (s *Store) ListCDRs(ctx context.Context, f CDRFilter) ([]CDR, error) {
 		var dur, ab, ba, foreign int64
 		if err := rows.Scan(&r.ID, &r.CallID, &r.State, &started, &answered, &ended, &dur,
 			&r.Caller, &r.Source, &r.Dialled, &r.Callee, &r.ResultCode, &r.ResultReason, &r.HangupBy,
-			&r.Direction, &r.Trunk, &r.SentNumber, &ab, &ba, &foreign); err != nil {
+			&r.Direction, &r.Trunk, &r.SentNumber, &ab, &ba, &foreign, &r.DestKind, &r.DestE164, &r.Country, &r.Cost); err != nil {
 			return nil, fmt.Errorf("store: list cdrs: %w", err)
 		}
 		r.Started, r.Answered, r.Ended = fromMilli(started), fromMilli(answered), fromMilli(ended)

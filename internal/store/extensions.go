@@ -21,7 +21,15 @@ type Extension struct {
 	// Countries the ISO regions it may call abroad, comma-separated.
 	Class     string
 	Countries string
-	Created   time.Time
+	// Profile names the policy profile ("" means the default profile).
+	Profile string
+	// Suspended is when the toll gate suspended the extension's outside
+	// calls after a limit was breached; zero if it is not suspended.
+	Suspended     time.Time
+	SuspendReason string
+	// Unlocked is when a person last lifted a suspension.
+	Unlocked time.Time
+	Created  time.Time
 	Updated   time.Time
 }
 
@@ -38,9 +46,9 @@ func (s *Store) AddExtension(ctx context.Context, e Extension) error {
 // existing extension.
 func (s *Store) UpdateExtension(ctx context.Context, e Extension) error {
 	res, err := s.db.ExecContext(ctx, `UPDATE extensions SET
-		name = ?, realm = ?, ha1_md5 = ?, ha1_sha256 = ?, digest = ?, updated_at = ?, class = ?, countries = ?
+		name = ?, realm = ?, ha1_md5 = ?, ha1_sha256 = ?, digest = ?, updated_at = ?, class = ?, countries = ?, profile = ?
 		WHERE number = ?`,
-		e.Name, e.Realm, e.HA1MD5, e.HA1SHA256, e.Digest, unixMilli(time.Now()), e.Class, e.Countries, e.Number)
+		e.Name, e.Realm, e.HA1MD5, e.HA1SHA256, e.Digest, unixMilli(time.Now()), e.Class, e.Countries, e.Profile, e.Number)
 	if err != nil {
 		return fmt.Errorf("store: update extension %s: %w", e.Number, err)
 	}
@@ -55,13 +63,16 @@ func (s *Store) DeleteExtension(ctx context.Context, number string) error {
 	return s.deleteOne(ctx, "extension "+number, `DELETE FROM extensions WHERE number = ?`, number)
 }
 
-const extColumns = `number, name, realm, ha1_md5, ha1_sha256, digest, created_at, updated_at, class, countries`
+const extColumns = `number, name, realm, ha1_md5, ha1_sha256, digest, created_at, updated_at, class, countries,
+	profile, suspended_at, suspend_reason, unlocked_at`
 
 func scanExtension(row interface{ Scan(...any) error }) (Extension, error) {
 	var e Extension
-	var created, updated sql.NullInt64
-	err := row.Scan(&e.Number, &e.Name, &e.Realm, &e.HA1MD5, &e.HA1SHA256, &e.Digest, &created, &updated, &e.Class, &e.Countries)
+	var created, updated, suspended, unlocked sql.NullInt64
+	err := row.Scan(&e.Number, &e.Name, &e.Realm, &e.HA1MD5, &e.HA1SHA256, &e.Digest, &created, &updated, &e.Class, &e.Countries,
+		&e.Profile, &suspended, &e.SuspendReason, &unlocked)
 	e.Created, e.Updated = fromMilli(created), fromMilli(updated)
+	e.Suspended, e.Unlocked = fromMilli(suspended), fromMilli(unlocked)
 	return e, err
 }
 
@@ -93,4 +104,31 @@ func (s *Store) Extensions(ctx context.Context) ([]Extension, error) {
 		out = append(out, e)
 	}
 	return out, rows.Err()
+}
+
+// Suspend marks an extension's outside calls suspended with a reason. It
+// reports whether this call suspended it (false if it already was), so
+// that one breach raises one alert.
+func (s *Store) Suspend(ctx context.Context, number, reason string, at time.Time) (bool, error) {
+	res, err := s.db.ExecContext(ctx, `UPDATE extensions SET suspended_at = ?, suspend_reason = ?
+		WHERE number = ? AND suspended_at = 0`, unixMilli(at), reason, number)
+	if err != nil {
+		return false, fmt.Errorf("store: suspend extension %s: %w", number, err)
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
+}
+
+// Unlock lifts a suspension. It returns ErrNotFound if there is no such
+// extension, and reports whether it was suspended.
+func (s *Store) Unlock(ctx context.Context, number string, at time.Time) (bool, error) {
+	e, err := s.Extension(ctx, number)
+	if err != nil {
+		return false, err
+	}
+	if _, err := s.db.ExecContext(ctx, `UPDATE extensions SET suspended_at = 0, suspend_reason = '', unlocked_at = ?
+		WHERE number = ?`, unixMilli(at), number); err != nil {
+		return false, fmt.Errorf("store: unlock extension %s: %w", number, err)
+	}
+	return !e.Suspended.IsZero(), nil
 }

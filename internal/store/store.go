@@ -73,6 +73,10 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
+	if err := s.seed(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
 	if s.extByNumber, err = db.PrepareContext(ctx, `SELECT `+extColumns+` FROM extensions WHERE number = ?`); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: prepare extension lookup: %w", err)
@@ -166,6 +170,55 @@ var migrations = []string{
 	`ALTER TABLE cdr ADD COLUMN packets_foreign INTEGER NOT NULL DEFAULT 0;`,
 	`ALTER TABLE extensions ADD COLUMN class TEXT NOT NULL DEFAULT '';
 	ALTER TABLE extensions ADD COLUMN countries TEXT NOT NULL DEFAULT '';`,
+	// 5: toll policy. Profiles and limits, the rate table, suspensions,
+	// alerts, and what each outbound call cost.
+	`CREATE TABLE profiles (
+		name              TEXT PRIMARY KEY,
+		class             TEXT NOT NULL,
+		countries         TEXT NOT NULL DEFAULT '',
+		hours             TEXT NOT NULL DEFAULT '',
+		max_duration_s    INTEGER NOT NULL DEFAULT 0,
+		max_calls         INTEGER NOT NULL DEFAULT 0,
+		intl_per_minute   INTEGER NOT NULL DEFAULT 0,
+		intl_per_hour     INTEGER NOT NULL DEFAULT 0,
+		same_prefix       INTEGER NOT NULL DEFAULT 0,
+		distinct_per_hour INTEGER NOT NULL DEFAULT 0,
+		daily_spend       INTEGER NOT NULL DEFAULT 0,
+		updated_at        INTEGER NOT NULL
+	);
+	CREATE TABLE scope_limits (
+		scope             TEXT PRIMARY KEY,
+		max_calls         INTEGER NOT NULL DEFAULT 0,
+		intl_per_minute   INTEGER NOT NULL DEFAULT 0,
+		intl_per_hour     INTEGER NOT NULL DEFAULT 0,
+		same_prefix       INTEGER NOT NULL DEFAULT 0,
+		distinct_per_hour INTEGER NOT NULL DEFAULT 0,
+		daily_spend       INTEGER NOT NULL DEFAULT 0,
+		updated_at        INTEGER NOT NULL
+	);
+	CREATE TABLE rates (
+		prefix     TEXT PRIMARY KEY,
+		per_minute INTEGER NOT NULL,
+		note       TEXT NOT NULL DEFAULT ''
+	);
+	CREATE TABLE alerts (
+		id           INTEGER PRIMARY KEY AUTOINCREMENT,
+		at           INTEGER NOT NULL,
+		kind         TEXT NOT NULL,
+		subject      TEXT NOT NULL,
+		detail       TEXT NOT NULL,
+		delivered_at INTEGER NOT NULL DEFAULT 0,
+		attempts     INTEGER NOT NULL DEFAULT 0,
+		last_error   TEXT NOT NULL DEFAULT ''
+	);
+	ALTER TABLE extensions ADD COLUMN profile TEXT NOT NULL DEFAULT '';
+	ALTER TABLE extensions ADD COLUMN suspended_at INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE extensions ADD COLUMN suspend_reason TEXT NOT NULL DEFAULT '';
+	ALTER TABLE extensions ADD COLUMN unlocked_at INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE cdr ADD COLUMN dest_kind TEXT NOT NULL DEFAULT '';
+	ALTER TABLE cdr ADD COLUMN dest_e164 TEXT NOT NULL DEFAULT '';
+	ALTER TABLE cdr ADD COLUMN country TEXT NOT NULL DEFAULT '';
+	ALTER TABLE cdr ADD COLUMN cost INTEGER NOT NULL DEFAULT 0;`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

@@ -2,123 +2,98 @@
 // destination and the caller's identity only, never on dialled text. Deny
 // is the default: a kind or class this stage does not know is refused.
 //
-// Each extension has a class of service, inherited from the default
-// profile when unset, and a list of countries it may call abroad (none by
-// default). Emergency numbers are always allowed; premium and shared-cost
-// numbers never are. A call from a carrier trunk may only reach a DID,
-// never back out to a trunk.
+// Each extension inherits a profile (package policy): a class of service,
+// the countries it may call abroad (none by default) and the hours in
+// which it may. The extension's own class and countries, when set,
+// override its profile's. Emergency numbers are always allowed, even for
+// a suspended extension and during a freeze; premium and shared-cost
+// numbers never are. A suspended extension keeps internal calls and loses
+// every outside call until a person unlocks it. A call from a carrier
+// trunk may only reach a DID, never back out to a trunk.
 package tollgate
 
 import (
 	"context"
 	"errors"
-	"fmt"
-	"sort"
 	"strings"
+	"time"
 
 	"github.com/sekisho/sekisho/internal/chain"
+	"github.com/sekisho/sekisho/internal/policy"
 	"github.com/sekisho/sekisho/internal/store"
 )
 
-// Class is a class of service. Each includes the ones before it.
-type Class string
-
-// Classes of service.
-const (
-	ClassInternal      Class = "internal"      // extensions and emergency only
-	ClassDomestic      Class = "domestic"      // + domestic fixed and toll-free
-	ClassMobile        Class = "mobile"        // + mobile
-	ClassInternational Class = "international" // + the countries on the extension's list
-)
-
-// DefaultClass is the profile of an extension with no class set: domestic
-// fixed, mobile and emergency; nothing abroad, nothing premium.
-const DefaultClass = ClassMobile
-
-var rank = map[Class]int{ClassInternal: 0, ClassDomestic: 1, ClassMobile: 2, ClassInternational: 3}
-
-// ParseClass validates a class name; "" or "default" is the default.
-func ParseClass(s string) (Class, error) {
-	if s == "" || s == "default" {
-		return "", nil
-	}
-	c := Class(strings.ToLower(s))
-	if _, ok := rank[c]; !ok {
-		return "", fmt.Errorf("tollgate: unknown class %q: use internal, domestic, mobile or international", s)
-	}
-	return c, nil
-}
-
-// ParseCountries validates a comma-separated list of ISO 3166 regions
-// (US, SL, ...) and returns it sorted and deduplicated. Regions, not
-// calling codes: +1 is shared by the US, Canada and the Caribbean, where
-// much toll fraud terminates, so allowing "US" must not allow "JM".
-func ParseCountries(s string) (string, error) {
-	if strings.TrimSpace(s) == "" {
-		return "", nil
-	}
-	seen := map[string]bool{}
-	for _, c := range strings.Split(s, ",") {
-		c = strings.ToUpper(strings.TrimSpace(c))
-		if len(c) != 2 || c[0] < 'A' || c[0] > 'Z' || c[1] < 'A' || c[1] > 'Z' {
-			return "", fmt.Errorf("tollgate: country %q: use two-letter ISO 3166 codes such as US or SL", c)
-		}
-		seen[c] = true
-	}
-	out := make([]string, 0, len(seen))
-	for c := range seen {
-		out = append(out, c)
-	}
-	sort.Strings(out)
-	return strings.Join(out, ","), nil
-}
-
-// Policy is what an extension may call.
+// Policy is what one extension may call, resolved from its profile.
 type Policy struct {
-	Class     Class
+	Profile   policy.Profile // effective: the extension's overrides applied
+	Hours     policy.Hours
 	Countries map[string]bool
+	Suspended string // why the extension is suspended; "" if it is not
+	Frozen    string // why international calls are frozen PBX-wide; "" if they are not
 }
 
-// PolicyOf builds the policy of an extension from its stored settings. A
-// stored class this binary does not know falls back to internal: fail
-// closed, never open.
-func PolicyOf(e store.Extension) Policy {
-	p := Policy{Class: Class(e.Class), Countries: map[string]bool{}}
-	if p.Class == "" {
-		p.Class = DefaultClass
+// PolicyOf resolves the policy of extension e from the snapshot.
+func PolicyOf(e store.Extension, sn *policy.Snapshot) Policy {
+	prof, hours := sn.Profile(e.Profile)
+	if e.Class != "" {
+		// A stored class this binary does not know stays as it is and
+		// ranks as internal: fail closed, never open.
+		prof.Class = policy.Class(e.Class)
 	}
-	if _, ok := rank[p.Class]; !ok {
-		p.Class = ClassInternal
+	if e.Countries != "" {
+		prof.Countries = e.Countries
 	}
-	for _, c := range strings.Split(e.Countries, ",") {
+	p := Policy{Profile: prof, Hours: hours, Countries: map[string]bool{}, Frozen: sn.Freeze.Reason}
+	for _, c := range strings.Split(prof.Countries, ",") {
 		if c != "" {
 			p.Countries[c] = true
+		}
+	}
+	if !e.Suspended.IsZero() {
+		p.Suspended = e.SuspendReason
+		if p.Suspended == "" {
+			p.Suspended = "suspended"
 		}
 	}
 	return p
 }
 
-func (p Policy) atLeast(c Class) bool { return rank[p.Class] >= rank[c] }
+func (p Policy) class() string { return "class " + string(p.Profile.Class) }
 
-// Decide returns whether the policy allows d, and why.
-func (p Policy) Decide(d chain.Destination) (bool, string) {
+// Decide returns whether the policy allows d at time now, and why.
+func (p Policy) Decide(d chain.Destination, now time.Time) (bool, string) {
 	switch d.Kind {
 	case chain.KindExtension:
 		return true, "internal call"
 	case chain.KindEmergency:
 		return true, "emergency numbers are always allowed"
+	}
+	if p.Suspended != "" {
+		// Containment: after a breach the extension's credentials are
+		// presumed stolen; no outside call until a person unlocks it.
+		return false, "extension suspended (" + p.Suspended + "); unlock with: sekisho ext unlock"
+	}
+	switch d.Kind {
 	case chain.KindFixed, chain.KindTollFree:
-		return p.atLeast(ClassDomestic), "class " + string(p.Class) + ", " + string(d.Kind) + " " + d.E164
+		return p.Profile.Class.AtLeast(policy.ClassDomestic), p.class() + ", " + string(d.Kind) + " " + d.E164
 	case chain.KindMobile:
-		return p.atLeast(ClassMobile), "class " + string(p.Class) + ", mobile " + d.E164
+		return p.Profile.Class.AtLeast(policy.ClassMobile), p.class() + ", mobile " + d.E164
 	case chain.KindInternational:
 		// Toll fraud guard: the incident's calls went to +232. Abroad
-		// needs the international class and the country on the list.
-		if !p.atLeast(ClassInternational) {
-			return false, "class " + string(p.Class) + " may not call abroad (" + d.E164 + ", " + d.Country + ")"
+		// needs the international class, the country on the list, the
+		// hours, and no PBX-wide freeze.
+		if p.Frozen != "" {
+			return false, "international calls are frozen PBX-wide (" + p.Frozen + "); lift with: sekisho limits unfreeze"
+		}
+		if !p.Profile.Class.AtLeast(policy.ClassInternational) {
+			return false, p.class() + " may not call abroad (" + d.E164 + ", " + d.Country + ")"
 		}
 		if !p.Countries[d.Country] {
 			return false, "country " + d.Country + " (" + d.E164 + ") not on the allow list"
+		}
+		if !p.Hours.Contains(now) {
+			// Fraud runs at night and at weekends, when nobody watches.
+			return false, "international calls allowed only " + p.Profile.Hours + " (profile " + p.Profile.Name + ")"
 		}
 		return true, "international " + d.E164 + ", " + d.Country + " allowed"
 	}
@@ -132,12 +107,17 @@ type Accounts interface {
 }
 
 // Stage is the toll gate stage of the call chain.
-type Stage struct{ Accounts Accounts }
+type Stage struct {
+	Accounts Accounts
+	Policy   *policy.Book
+	Now      func() time.Time // nil: time.Now
+}
 
 // Name implements chain.Stage.
 func (Stage) Name() string { return "tollgate" }
 
-// Run implements chain.Stage.
+// Run implements chain.Stage. For an allowed caller it sets a.Profile and
+// a.Unlocked for the limits stage.
 func (s Stage) Run(ctx context.Context, a *chain.Attempt) chain.Verdict {
 	if a.Trunk != "" {
 		// Hairpin guard: a call that came in from the carrier is only
@@ -156,9 +136,19 @@ func (s Stage) Run(ctx context.Context, a *chain.Attempt) chain.Verdict {
 		}
 		return chain.Deny(500, "tollgate: policy lookup failed: "+err.Error())
 	}
-	ok, why := PolicyOf(e).Decide(a.Dest)
+	sn := s.Policy.Current()
+	if sn == nil {
+		return chain.Deny(500, "tollgate: no policy loaded")
+	}
+	now := time.Now
+	if s.Now != nil {
+		now = s.Now
+	}
+	p := PolicyOf(e, sn)
+	ok, why := p.Decide(a.Dest, now())
 	if !ok {
 		return chain.Deny(403, "tollgate: "+a.Caller+": "+why)
 	}
+	a.Profile, a.Unlocked = p.Profile, e.Unlocked
 	return chain.Pass("tollgate: " + a.Caller + ": " + why)
 }
