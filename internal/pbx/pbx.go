@@ -197,7 +197,9 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	go s.sweep(sweepCtx)
 	regs.Sync(sweepCtx)
 	go s.watchTrunks(sweepCtx, regs)
-	go s.book.Run(sweepCtx, trunkReload, func(err error) { log.Error("pbx: policy reload failed; the previous policy stays in force", "err", err) })
+	go s.book.Run(sweepCtx, trunkReload, func(err error) {
+		log.Error("pbx: policy reload failed; the previous policy stays in force", "err", err)
+	})
 	go s.alerts.Run(sweepCtx)
 
 	log.Info("sekisho ready", "udp", addrOf(udp), "tcp", addrOfL(tcp), "advertise", net.JoinHostPort(host, strconv.Itoa(port)),

@@ -30,7 +30,7 @@ type Extension struct {
 	// Unlocked is when a person last lifted a suspension.
 	Unlocked time.Time
 	Created  time.Time
-	Updated   time.Time
+	Updated  time.Time
 }
 
 // AddExtension creates e. It returns ErrExists if the number is taken.
