@@ -240,6 +240,9 @@ type CDR struct {
 	PacketsAtoB    uint64 `json:"packets_a_to_b"`
 	PacketsBtoA    uint64 `json:"packets_b_to_a"`
 	PacketsForeign uint64 `json:"packets_foreign"`
+	DestKind       string `json:"dest_kind"`
+	Country        string `json:"country"`
+	Cost           int64  `json:"cost"`
 }
 
 // CDRs returns all call records, newest first.

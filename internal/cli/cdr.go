@@ -30,6 +30,10 @@ type cdrJSON struct {
 	PacketsAtoB    uint64 `json:"packets_a_to_b"`
 	PacketsBtoA    uint64 `json:"packets_b_to_a"`
 	PacketsForeign uint64 `json:"packets_foreign"`
+	DestKind       string `json:"dest_kind,omitempty"`
+	DestE164       string `json:"dest_e164,omitempty"`
+	Country        string `json:"country,omitempty"`
+	Cost           int64  `json:"cost"`
 }
 
 func ts(t time.Time) string {
@@ -79,15 +83,16 @@ func cdrCmd(args []string, env Env) error {
 				Answered: ts(r.Answered), Ended: ts(r.Ended), DurationMS: r.Duration.Milliseconds(),
 				Caller: r.Caller, Source: r.Source, Dialled: r.Dialled, Callee: r.Callee,
 				ResultCode: r.ResultCode, ResultReason: r.ResultReason, HangupBy: r.HangupBy,
-				Direction: r.Direction, Trunk: r.Trunk, SentNumber: r.SentNumber, PacketsAtoB: r.PacketsAtoB, PacketsBtoA: r.PacketsBtoA, PacketsForeign: r.PacketsForeign})
+				Direction: r.Direction, Trunk: r.Trunk, SentNumber: r.SentNumber, PacketsAtoB: r.PacketsAtoB, PacketsBtoA: r.PacketsBtoA, PacketsForeign: r.PacketsForeign,
+				DestKind: r.DestKind, DestE164: r.DestE164, Country: r.Country, Cost: r.Cost})
 		}
 		return printJSON(env.Stdout, out)
 	}
 	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tSTARTED\tDIRECTION\tCALLER\tDIALLED\tCALLEE\tSENT\tRESULT\tDURATION\tHANGUP\tSTATE")
+	fmt.Fprintln(tw, "ID\tSTARTED\tDIRECTION\tCALLER\tDIALLED\tCALLEE\tSENT\tRESULT\tDURATION\tCOST\tHANGUP\tSTATE")
 	for _, r := range rs {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", r.ID, r.Started.Format("2006-01-02 15:04:05"), r.Direction,
-			r.Caller, r.Dialled, r.Callee, r.SentNumber, r.ResultCode, r.Duration.Round(time.Second), r.HangupBy, r.State)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%d\t%s\t%s\n", r.ID, r.Started.Format("2006-01-02 15:04:05"), r.Direction,
+			r.Caller, r.Dialled, r.Callee, r.SentNumber, r.ResultCode, r.Duration.Round(time.Second), r.Cost, r.HangupBy, r.State)
 	}
 	return tw.Flush()
 }

@@ -151,6 +151,13 @@ type scoped struct {
 	l              policy.Limits
 }
 
+func (s scoped) name() string {
+	if s.scope == ScopePBX {
+		return ScopePBX
+	}
+	return s.scope + " " + s.subject
+}
+
 // Load rebuilds the counters from call records (oldest first is not
 // required): the day's spend and the last hour's international calls.
 func (k *Keeper) Load(recs []store.CDR) {
@@ -271,7 +278,7 @@ func (k *Keeper) Reserve(a *chain.Attempt) Decision {
 			if s.scope != ScopeExtension {
 				// Capacity, not fraud: the office is busy. Refuse, but
 				// freeze nothing.
-				return Decision{Verdict: chain.Deny(503, fmt.Sprintf("limits: %s %s has %d calls in progress (max-calls %d)", s.scope, s.subject, c.active, l.MaxCalls))}
+				return Decision{Verdict: chain.Deny(503, fmt.Sprintf("limits: %s has %d calls in progress (max-calls %d)", s.name(), c.active, l.MaxCalls))}
 			}
 			limit, detail = "max-calls", fmt.Sprintf("%d calls in progress, limit %d", c.active, l.MaxCalls)
 		case intl && l.IntlPerMinute > 0 && c.lastMinute(now)+1 > l.IntlPerMinute:
@@ -282,8 +289,13 @@ func (k *Keeper) Reserve(a *chain.Attempt) Decision {
 			limit, detail = "same-prefix", fmt.Sprintf("%d calls in a row to %s, limit %d", c.run, prefix, l.SamePrefix)
 		case intl && l.DistinctPerHour > 0 && !hasKey(c.dests, a.Dest.E164) && len(c.dests)+1 > l.DistinctPerHour:
 			limit, detail = "distinct-per-hour", fmt.Sprintf("%d different numbers abroad in the last hour, limit %d", len(c.dests), l.DistinctPerHour)
+		case l.DailySpend > 0 && rate > 0 && policy.Affordable(rate, l.DailySpend-c.spent) < time.Minute:
+			limit, detail = "daily-spend", fmt.Sprintf("spent %d of %d today; %s costs %d a minute", c.spent, l.DailySpend, ratePrefix, rate)
 		case l.DailySpend > 0 && rate > 0 && policy.Affordable(rate, l.DailySpend-c.spent-c.reserved) < time.Minute:
-			limit, detail = "daily-spend", fmt.Sprintf("spent %d, reserved %d of %d today; %s costs %d a minute", c.spent, c.reserved, l.DailySpend, ratePrefix, rate)
+			// The budget is not spent, only held by calls in progress:
+			// refuse this one, suspend nobody.
+			return Decision{Verdict: chain.Deny(403, fmt.Sprintf("limits: %s: the rest of today's budget (%d) is reserved by calls in progress",
+				s.name(), l.DailySpend-c.spent))}
 		default:
 			if l.DailySpend > 0 {
 				maxDur = min(maxDur, policy.Affordable(rate, l.DailySpend-c.spent-c.reserved))

@@ -147,6 +147,11 @@ func TestDailySpend(t *testing.T) {
 	if a.MaxDuration != 4*time.Minute {
 		t.Fatalf("max duration %s, want 4m (1000 at 250 a minute)", a.MaxDuration)
 	}
+	// The budget is held, not spent: refused, but no breach.
+	if d := k.Reserve(attempt("201", "+23276123456", p)); d.Verdict.Action == chain.Continue || d.Breach != nil {
+		t.Fatalf("second call while the first holds the budget: %+v %+v", d.Verdict, d.Breach)
+	}
+	h.Settle(4 * time.Minute) // the first call used all of it
 	mustBreach(t, k, attempt("201", "+23276123456", p), ScopeExtension, "daily-spend")
 
 	c2 := newClock()
