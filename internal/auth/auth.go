@@ -91,6 +91,16 @@ func (Stage) Name() string { return "auth" }
 // Run implements chain.Stage. On success it sets a.Caller, and a.Trunk for
 // a request from a carrier.
 func (s Stage) Run(ctx context.Context, a *chain.Attempt) chain.Verdict {
+	if a.Feature != "" {
+		// A feature acts for the extension responsible, identified when
+		// its call was set up. Without one (a carrier asking to
+		// transfer), nobody's policy could allow it: refuse.
+		if a.OnBehalfOf == "" {
+			return chain.Deny(403, "auth: "+a.Feature+" with no extension responsible")
+		}
+		a.Caller = a.OnBehalfOf
+		return chain.Pass("auth: " + a.Feature + " on behalf of " + a.OnBehalfOf)
+	}
 	if s.Trunks != nil {
 		if t, ok := s.Trunks.FromSource(a.Source); ok {
 			// A carrier does not answer digest challenges: its source

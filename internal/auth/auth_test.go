@@ -60,3 +60,17 @@ func TestStage(t *testing.T) {
 		})
 	}
 }
+
+// TestFeatureOnBehalf: an attempt the PBX creates for a feature takes the
+// responsible extension as caller; with none (a carrier's transfer) it is
+// refused, never run as anonymous.
+func TestFeatureOnBehalf(t *testing.T) {
+	a := &chain.Attempt{Feature: "transfer", OnBehalfOf: "201"}
+	if v := (Stage{}).Run(context.Background(), a); v.Action != chain.Continue || a.Caller != "201" {
+		t.Fatalf("on behalf of 201: %+v caller %q", v, a.Caller)
+	}
+	a = &chain.Attempt{Feature: "transfer"}
+	if v := (Stage{}).Run(context.Background(), a); v.Action != chain.Reject || v.Status != 403 || a.Caller != "" {
+		t.Fatalf("no one responsible: %+v caller %q", v, a.Caller)
+	}
+}

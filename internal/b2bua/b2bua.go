@@ -57,6 +57,10 @@ type Config struct {
 	// MaxOutbound is how long an answered call to a trunk may last before
 	// the PBX hangs it up; 0 means no limit.
 	MaxOutbound time.Duration
+	// Gate runs the call chain for a leg that a feature would create on
+	// behalf of an extension (a transfer's Refer-To target). nil refuses
+	// every such leg.
+	Gate func(ctx context.Context, feature, responsible string, target sip.Uri) (*chain.Attempt, chain.Verdict)
 }
 
 // Trunks is what the B2BUA needs to place a call on a carrier trunk.
@@ -82,7 +86,9 @@ type B2BUA struct {
 
 // CallInfo is what HangupWhere may select calls by.
 type CallInfo struct {
-	Caller        string // the authenticated extension ("" for a call from a trunk)
+	Caller        string // the authenticated extension, or the carrier's calling number
+	Inbound       bool   // the caller leg comes from a carrier trunk
+	Callee        string // the extension that answered ("" for a trunk leg)
 	Outbound      bool   // the callee leg goes to a carrier trunk
 	International bool   // ... to a number abroad
 }
@@ -236,7 +242,7 @@ func (b *B2BUA) Originate(req *sip.Request, tx sip.ServerTransaction, a *chain.A
 		}
 	}
 
-	info := CallInfo{Caller: a.Caller, Outbound: a.Direction() == "outbound", International: a.Dest.Kind == chain.KindInternational}
+	info := CallInfo{Caller: a.Caller, Inbound: a.Trunk != "", Outbound: a.Direction() == "outbound", International: a.Dest.Kind == chain.KindInternational}
 	baseCtx, abort := context.WithCancelCause(context.Background())
 	defer abort(nil)
 	ringCtx, stopRing := context.WithTimeout(baseCtx, b.cfg.RingTimeout)
@@ -283,7 +289,8 @@ func (b *B2BUA) Originate(req *sip.Request, tx sip.ServerTransaction, a *chain.A
 	type result struct {
 		s      *sipgo.DialogClientSession
 		err    error
-		silent bool // a trunk that never answered at all
+		silent bool   // a trunk that never answered at all
+		ext    string // the extension this fork rang, "" for a trunk
 	}
 	results := make(chan result, len(a.Targets))
 	forkCtx := make([]context.CancelCauseFunc, len(a.Targets))
@@ -317,7 +324,7 @@ func (b *B2BUA) Originate(req *sip.Request, tx sip.ServerTransaction, a *chain.A
 			if err == nil {
 				err = s.WaitAnswer(ctx, opts)
 			}
-			results <- result{s: s, err: err, silent: silent.Load()}
+			results <- result{s: s, err: err, silent: silent.Load(), ext: t.Extension}
 		}()
 	}
 	defer func() {
@@ -332,6 +339,7 @@ func (b *B2BUA) Originate(req *sip.Request, tx sip.ServerTransaction, a *chain.A
 		r := <-results
 		if r.err == nil && winner == nil && as.Context().Err() == nil {
 			winner = r.s
+			info.Callee = r.ext
 			// First answer wins: cancel the other forks (RFC 3261 16.7
 			// step 10 behaviour, done by us as the UAC of every fork).
 			for _, c := range forkCtx {

@@ -3,11 +3,13 @@ package b2bua
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/sekisho/sekisho/internal/chain"
 	"github.com/sekisho/sekisho/internal/media"
 	"github.com/sekisho/sekisho/internal/response"
 	"github.com/sekisho/sekisho/internal/store"
@@ -90,13 +92,54 @@ func (b *B2BUA) HandleInDialog(req *sip.Request, tx sip.ServerTransaction) {
 	case sip.BYE:
 		b.bye(c, l.side, req, tx)
 	case sip.REFER:
-		// Toll fraud guard: a transfer can create a call to any number.
-		// Until transfers pass the toll gate (office features issue),
-		// none is relayed.
-		tx.Respond(response.New(req, 403))
+		b.refer(c, l.side, req, tx)
 	default:
 		b.relay(c, l.side, req, tx)
 	}
+}
+
+// refer decides a transfer request (RFC 3515) with the toll gate. A
+// transfer creates a call to any number the Refer-To names, billed to the
+// office: toll fraud guard, it is decided by the same chain as a dialled
+// call, with the policy of the extension that asked for it. A carrier
+// cannot transfer at all (no extension is responsible). Carrying out an
+// allowed transfer is not built yet, so an allowed one is declined too,
+// with 501; the record says which it was.
+func (b *B2BUA) refer(c *Call, from side, req *sip.Request, tx sip.ServerTransaction) {
+	responsible := ""
+	switch {
+	case from == sideA && !c.info.Inbound:
+		responsible = c.info.Caller
+	case from == sideB && c.info.Callee != "":
+		responsible = c.info.Callee
+	}
+	rt := req.ReferTo()
+	if rt == nil {
+		tx.Respond(response.New(req, 400))
+		return
+	}
+	code, reason := 403, "b2bua: transfer refused: no gate"
+	if b.cfg.Gate != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		a, v := b.cfg.Gate(ctx, "transfer", responsible, rt.Address)
+		cancel()
+		reason = a.Reasons()
+		if v.Action == chain.Continue {
+			code = 501
+			reason += "; b2bua: transfer allowed by the gate but not supported yet"
+			if a.Hold != nil {
+				a.Hold.Settle(0) // no leg was placed
+			}
+		}
+	}
+	c.log.Info("b2bua: transfer request", "responsible", responsible, "refer_to", rt.Address.String(), "status", code, "reason", reason)
+	c.rec.Update(func(r *store.CDR) {
+		if r.ResultReason != "" {
+			r.ResultReason += "; "
+		}
+		r.ResultReason += fmt.Sprintf("REFER to %s answered %d (%s)", rt.Address.User, code, reason)
+	})
+	tx.Respond(response.New(req, code))
 }
 
 // bye answers a BYE from one side and hangs up the other.

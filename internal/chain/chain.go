@@ -136,6 +136,13 @@ type Attempt struct {
 	Dialled    string // user part of the Request-URI, raw, for evidence only
 	AuthHeader string // Proxy-Authorization value, "" if none
 
+	// Feature is set when the PBX itself creates the attempt for a feature
+	// inside a call that is already up ("transfer", later "forward"), and
+	// OnBehalfOf is the extension responsible: its policy and limits apply.
+	// Only the PBX's own code sets these; nothing from a request does.
+	Feature    string
+	OnBehalfOf string
+
 	// Set by the authenticate stage.
 	Caller string // authenticated extension, or the calling number a trunk presented
 	Trunk  string // the trunk the request came from, identified by source address; "" for phones

@@ -1,6 +1,10 @@
 package pbx
 
 import (
+	"context"
+
+	"github.com/emiago/sipgo/sip"
+
 	"github.com/sekisho/sekisho/internal/auth"
 	"github.com/sekisho/sekisho/internal/chain"
 	"github.com/sekisho/sekisho/internal/dialplan"
@@ -37,4 +41,14 @@ func newChain(s *Server) *chain.Chain {
 		route.Stage{Accounts: s.store, Locations: s.reg, Trunks: s.trunks},
 		limits.Stage{Keeper: s.keeper, Actions: s},
 	)
+}
+
+// gate runs the one chain for a leg a feature would create on behalf of
+// an extension inside a call that is up: a transfer's target now, call
+// forwarding later. Same stages, same order; auth takes the responsible
+// extension from the attempt instead of a digest answer. The caller must
+// settle a.Hold if it places no leg.
+func (s *Server) gate(ctx context.Context, feature, responsible string, target sip.Uri) (*chain.Attempt, chain.Verdict) {
+	a := &chain.Attempt{Method: "INVITE", Feature: feature, OnBehalfOf: responsible, FromUser: responsible, Dialled: dialled(target)}
+	return a, s.chain.Run(ctx, a)
 }
