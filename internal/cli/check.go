@@ -75,7 +75,7 @@ func checkNumber(args []string, env Env) error {
 	if v.Action != chain.Continue {
 		out.Decision, out.SIPStatus = "deny", v.Status
 	} else {
-		out.Route = dryRoute(ctx, st, a.Dest)
+		out.Route = dryRoute(ctx, st, a.Dest, dialplan.New(region).WithOutsidePrefix(prefix))
 	}
 	for _, s := range a.Trail {
 		out.Reasons = append(out.Reasons, s.Verdict.Reason)
@@ -106,7 +106,7 @@ func checkNumber(args []string, env Env) error {
 }
 
 // dryRoute says where an allowed destination would go, without ringing.
-func dryRoute(ctx context.Context, st *store.Store, d chain.Destination) string {
+func dryRoute(ctx context.Context, st *store.Store, d chain.Destination, plan *dialplan.Plan) string {
 	if d.Kind == chain.KindExtension {
 		if _, err := st.Extension(ctx, d.Number); err != nil {
 			return "but no extension " + d.Number + " (404)"
@@ -117,5 +117,9 @@ func dryRoute(ctx context.Context, st *store.Store, d chain.Destination) string 
 	if err != nil || len(ts) == 0 {
 		return "but no trunk is configured (503)"
 	}
-	return "sent to trunk " + ts[0].Name + " as " + d.Number
+	n, err := plan.Format(d, ts[0].NumberFormat)
+	if err != nil {
+		return "but trunk " + ts[0].Name + " cannot take it: " + err.Error()
+	}
+	return "sent to trunk " + ts[0].Name + " as " + n
 }

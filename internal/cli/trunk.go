@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/sekisho/sekisho/internal/dialplan"
 	"github.com/sekisho/sekisho/internal/store"
 	trunkpkg "github.com/sekisho/sekisho/internal/trunk"
 	"github.com/sekisho/sekisho/internal/vault"
@@ -32,6 +33,7 @@ type trunkJSON struct {
 	HasPassword bool   `json:"has_password"`
 	Register    bool   `json:"register"`
 	CallerID    string `json:"caller_id,omitempty"`
+	NumberFmt   string `json:"number_format"`
 	RegState    string `json:"reg_state,omitempty"`
 	RegDetail   string `json:"reg_detail,omitempty"`
 	RegExpires  string `json:"reg_expires,omitempty"`
@@ -53,6 +55,7 @@ func trunk(args []string, env Env) error {
 		pwFile := fs.String("password-file", "", "file whose first line is the carrier password (required with --username)")
 		register := fs.Bool("register", false, "register to the carrier (needs --username)")
 		callerID := fs.String("caller-id", "", "number presented on outbound calls (digits, optional leading +)")
+		format := fs.String("number-format", "mixed", "how the carrier wants numbers: mixed (0312345678, +23276123456), national (0312345678, 01023276123456) or e164 (+81312345678)")
 		pos, err := parse(fs, args[1:])
 		if err != nil {
 			return err
@@ -60,7 +63,10 @@ func trunk(args []string, env Env) error {
 		if len(pos) != 1 {
 			return fmt.Errorf("%w: trunk add takes one NAME", ErrUsage)
 		}
-		t := store.Trunk{Name: pos[0], Peer: *peer, Transport: strings.ToLower(*transport), Username: *user, Register: *register, CallerID: *callerID}
+		t := store.Trunk{Name: pos[0], Peer: *peer, Transport: strings.ToLower(*transport), Username: *user, Register: *register, CallerID: *callerID, NumberFormat: *format}
+		if err := dialplan.ValidFormat(t.NumberFormat); err != nil {
+			return fmt.Errorf("%w: --number-format: %v", ErrUsage, err)
+		}
 		if err := checkTrunk(t, *pwFile); err != nil {
 			return err
 		}
@@ -160,7 +166,7 @@ func trunkAdd(ctx context.Context, env Env, c common, t store.Trunk, pwFile stri
 
 func toTrunkJSON(t store.Trunk) trunkJSON {
 	j := trunkJSON{Name: t.Name, Peer: t.Peer, Transport: t.Transport, Username: t.Username, HasPassword: len(t.PasswordSealed) > 0,
-		Register: t.Register, CallerID: t.CallerID, RegState: t.RegState, RegDetail: t.RegDetail}
+		Register: t.Register, CallerID: t.CallerID, NumberFmt: t.NumberFormat, RegState: t.RegState, RegDetail: t.RegDetail}
 	if !t.RegExpires.IsZero() {
 		j.RegExpires = t.RegExpires.UTC().Format(time.RFC3339)
 	}
@@ -185,7 +191,7 @@ func trunkList(ctx context.Context, env Env, c common) error {
 		return printJSON(env.Stdout, out)
 	}
 	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tPEER\tTRANSPORT\tUSER\tCALLER-ID\tREGISTER\tSTATE")
+	fmt.Fprintln(tw, "NAME\tPEER\tTRANSPORT\tUSER\tCALLER-ID\tFORMAT\tREGISTER\tSTATE")
 	for _, t := range ts {
 		state := "-"
 		if t.Register {
@@ -194,7 +200,7 @@ func trunkList(ctx context.Context, env Env, c common) error {
 				state += " (" + t.RegDetail + ")"
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%v\t%s\n", t.Name, t.Peer, t.Transport, t.Username, t.CallerID, t.Register, state)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%v\t%s\n", t.Name, t.Peer, t.Transport, t.Username, t.CallerID, t.NumberFormat, t.Register, state)
 	}
 	return tw.Flush()
 }

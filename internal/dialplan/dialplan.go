@@ -222,6 +222,53 @@ func (p *Plan) Inbound(user string) chain.Destination {
 	return chain.Destination{Kind: chain.KindDID, Number: dec}
 }
 
+// Number formats a carrier trunk may want in the Request-URI.
+const (
+	// FormatMixed: domestic numbers in national form (0312345678),
+	// international in E.164 (+23276123456).
+	FormatMixed = "mixed"
+	// FormatNational: what a phone on the carrier's own line would dial:
+	// national form at home, the region's international prefix abroad
+	// (01023276123456 in Japan).
+	FormatNational = "national"
+	// FormatE164: every number in E.164 (+81312345678).
+	FormatE164 = "e164"
+)
+
+// ValidFormat checks a trunk's number format name.
+func ValidFormat(f string) error {
+	switch f {
+	case FormatMixed, FormatNational, FormatE164:
+		return nil
+	}
+	return fmt.Errorf("number format %q: use mixed, national or e164", f)
+}
+
+// Format writes the approved destination d as a trunk with format wants
+// it. It is built from the canonical fields only, never from dialled
+// text, so the result is digits with at most a leading +. Emergency
+// numbers are always sent as their short code.
+func (p *Plan) Format(d chain.Destination, format string) (string, error) {
+	if d.Kind == chain.KindEmergency || d.E164 == "" {
+		return d.Number, nil
+	}
+	switch format {
+	case FormatMixed, "":
+		return d.Number, nil
+	case FormatE164:
+		return d.E164, nil
+	case FormatNational:
+		if d.Kind != chain.KindInternational {
+			return d.Number, nil
+		}
+		if p.habits.intlPrefix == "" {
+			return "", fmt.Errorf("dialplan: region %s has no international prefix for the national format", p.region)
+		}
+		return p.habits.intlPrefix + strings.TrimPrefix(d.E164, "+"), nil
+	}
+	return "", ValidFormat(format)
+}
+
 // Stage is the canonicalise stage of the call chain.
 type Stage struct{ Plan *Plan }
 

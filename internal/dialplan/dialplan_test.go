@@ -156,6 +156,14 @@ func FuzzCanonical(f *testing.F) {
 				t.Fatalf("Canonical(%q) = %+v, but its E.164 form gives %+v", s, d, again)
 			}
 		}
+		// Whatever the trunk's format, what goes to the carrier is
+		// digits with at most a leading +.
+		for _, f := range []string{FormatMixed, FormatNational, FormatE164} {
+			n, err := p.Format(d, f)
+			if err != nil || !digits(strings.TrimPrefix(n, "+")) {
+				t.Fatalf("Format(Canonical(%q), %s) = %q, %v", s, f, n, err)
+			}
+		}
 	})
 }
 
@@ -171,5 +179,29 @@ func BenchmarkCanonical(b *testing.B) {
 				Stage{Plan: p}.Run(context.Background(), a)
 			}
 		})
+	}
+}
+
+func TestFormat(t *testing.T) {
+	p := New("JP")
+	for _, c := range []struct{ dial, mixed, national, e164 string }{
+		{"00312345678", "0312345678", "0312345678", "+81312345678"},
+		{"009012345678", "09012345678", "09012345678", "+819012345678"},
+		{"001023276123456", "+23276123456", "01023276123456", "+23276123456"},
+		{"+12025550123", "+12025550123", "0101" + "2025550123", "+12025550123"},
+		{"0110", "110", "110", "110"}, // emergency: always the short code
+	} {
+		d := p.Canonical(c.dial)
+		for f, want := range map[string]string{FormatMixed: c.mixed, FormatNational: c.national, FormatE164: c.e164} {
+			if got, err := p.Format(d, f); err != nil || got != want {
+				t.Errorf("Format(%s, %s) = %q %v, want %q", c.dial, f, got, err, want)
+			}
+		}
+	}
+	if _, err := p.Format(p.Canonical("00312345678"), "raw"); err == nil {
+		t.Error("unknown format accepted")
+	}
+	if _, err := New("US").Format(p.Canonical("+23276123456"), FormatNational); err == nil {
+		t.Error("national format without an international prefix accepted")
 	}
 }

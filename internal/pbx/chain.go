@@ -38,7 +38,7 @@ func newChain(s *Server) *chain.Chain {
 		auth.Stage{A: s.auth, Trunks: s.trunks},
 		dialplan.Stage{Plan: s.plan},
 		tollgate.Stage{Accounts: s.store, Policy: s.book},
-		route.Stage{Accounts: s.store, Locations: s.reg, Trunks: s.trunks},
+		route.Stage{Accounts: s.store, Locations: s.reg, Trunks: s.trunks, Plan: s.plan},
 		limits.Stage{Keeper: s.keeper, Actions: s},
 	)
 }

@@ -9,6 +9,7 @@ import (
 	"strconv"
 
 	"github.com/sekisho/sekisho/internal/chain"
+	"github.com/sekisho/sekisho/internal/dialplan"
 	"github.com/sekisho/sekisho/internal/registrar"
 	"github.com/sekisho/sekisho/internal/store"
 	"github.com/sekisho/sekisho/internal/trunk"
@@ -29,7 +30,8 @@ type Trunks interface {
 type Stage struct {
 	Accounts  Accounts
 	Locations *registrar.Registrar
-	Trunks    Trunks // nil: no trunks
+	Trunks    Trunks         // nil: no trunks
+	Plan      *dialplan.Plan // writes numbers in each trunk's format
 }
 
 // Name implements chain.Stage.
@@ -59,9 +61,14 @@ func (s Stage) Run(ctx context.Context, a *chain.Attempt) chain.Verdict {
 		if !ok {
 			return chain.Deny(503, "route: no trunk configured")
 		}
-		// The number sent is the canonical number, never the dialled text.
-		a.Targets = append(a.Targets, chain.Target{Trunk: t.Name, Number: a.Dest.Number, Transport: t.Transport})
-		return chain.Pass("route: " + a.Dest.Number + " via trunk " + t.Name)
+		// The number sent is the canonical number in the trunk's format,
+		// never the dialled text.
+		n, err := s.Plan.Format(a.Dest, t.NumberFormat)
+		if err != nil {
+			return chain.Deny(500, "route: trunk "+t.Name+": "+err.Error())
+		}
+		a.Targets = append(a.Targets, chain.Target{Trunk: t.Name, Number: n, Transport: t.Transport})
+		return chain.Pass("route: " + n + " via trunk " + t.Name)
 	}
 	return chain.Deny(404, "route: no route for "+string(a.Dest.Kind))
 }

@@ -219,6 +219,8 @@ var migrations = []string{
 	ALTER TABLE cdr ADD COLUMN dest_e164 TEXT NOT NULL DEFAULT '';
 	ALTER TABLE cdr ADD COLUMN country TEXT NOT NULL DEFAULT '';
 	ALTER TABLE cdr ADD COLUMN cost INTEGER NOT NULL DEFAULT 0;`,
+	// 6: how each trunk wants numbers written.
+	`ALTER TABLE trunks ADD COLUMN number_format TEXT NOT NULL DEFAULT 'mixed';`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

@@ -18,7 +18,10 @@ type Trunk struct {
 	PasswordSealed []byte
 	Register       bool
 	CallerID       string // number presented on outbound calls
-	Created        time.Time
+	// NumberFormat is how the carrier wants the Request-URI number:
+	// "mixed", "national" or "e164" (see dialplan.Format).
+	NumberFormat string
+	Created      time.Time
 
 	// Registration state, written by the server.
 	RegState   string // "", "registering", "registered", "failed"
@@ -26,13 +29,13 @@ type Trunk struct {
 	RegExpires time.Time
 }
 
-const trunkColumns = `name, peer, transport, username, password_enc, register, caller_id, created_at, reg_state, reg_detail, reg_expires`
+const trunkColumns = `name, peer, transport, username, password_enc, register, caller_id, created_at, reg_state, reg_detail, reg_expires, number_format`
 
 func scanTrunk(row interface{ Scan(...any) error }) (Trunk, error) {
 	var t Trunk
 	var reg int
 	var created, expires int64
-	err := row.Scan(&t.Name, &t.Peer, &t.Transport, &t.Username, &t.PasswordSealed, &reg, &t.CallerID, &created, &t.RegState, &t.RegDetail, &expires)
+	err := row.Scan(&t.Name, &t.Peer, &t.Transport, &t.Username, &t.PasswordSealed, &reg, &t.CallerID, &created, &t.RegState, &t.RegDetail, &expires, &t.NumberFormat)
 	t.Register = reg != 0
 	t.Created = time.UnixMilli(created)
 	if expires > 0 {
@@ -47,8 +50,11 @@ func (s *Store) AddTrunk(ctx context.Context, t Trunk) error {
 	if t.Register {
 		reg = 1
 	}
-	return s.insertUnique(ctx, "trunk "+t.Name, `INSERT INTO trunks (name, peer, transport, username, password_enc, register, caller_id, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, t.Name, t.Peer, t.Transport, t.Username, t.PasswordSealed, reg, t.CallerID, time.Now().UnixMilli())
+	if t.NumberFormat == "" {
+		t.NumberFormat = "mixed"
+	}
+	return s.insertUnique(ctx, "trunk "+t.Name, `INSERT INTO trunks (name, peer, transport, username, password_enc, register, caller_id, created_at, number_format)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, t.Name, t.Peer, t.Transport, t.Username, t.PasswordSealed, reg, t.CallerID, time.Now().UnixMilli(), t.NumberFormat)
 }
 
 // DeleteTrunk removes a trunk; ErrNotFound if absent.

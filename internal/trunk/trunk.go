@@ -52,7 +52,7 @@ func (d *Directory) Reload(ctx context.Context) (bool, error) {
 	}
 	sig := ""
 	for _, r := range rows {
-		sig += fmt.Sprintf("%s|%s|%s|%s|%x|%v|%s\n", r.Name, r.Peer, r.Transport, r.Username, r.PasswordSealed, r.Register, r.CallerID)
+		sig += fmt.Sprintf("%s|%s|%s|%s|%x|%v|%s|%s\n", r.Name, r.Peer, r.Transport, r.Username, r.PasswordSealed, r.Register, r.CallerID, r.NumberFormat)
 	}
 	d.mu.RLock()
 	same := sig == d.sig
