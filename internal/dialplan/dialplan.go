@@ -55,6 +55,11 @@ var regions = map[string]region{
 	},
 }
 
+// Supported reports whether the dialling habits of region are known. A
+// region without them would not know its emergency numbers, so the
+// server refuses to start with one.
+func Supported(region string) bool { _, ok := regions[region]; return ok }
+
 // Plan holds the region's rules. It is immutable after New.
 type Plan struct {
 	region        string

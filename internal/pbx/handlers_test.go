@@ -1,9 +1,14 @@
 package pbx
 
 import (
+	"context"
+	"log/slog"
+	"strings"
 	"testing"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/sekisho/sekisho/internal/config"
 )
 
 // TestDialled: the text handed to the dialplan keeps every character that
@@ -26,5 +31,16 @@ func TestDialled(t *testing.T) {
 		if got := dialled(u); got != c.want {
 			t.Errorf("dialled(%s) = %q, want %q", c.uri, got, c.want)
 		}
+	}
+}
+
+// TestUnknownRegionRefused: the server does not start in a region whose
+// emergency numbers and prefixes it does not know.
+func TestUnknownRegionRefused(t *testing.T) {
+	cfg := config.Default()
+	cfg.Data, cfg.Region = t.TempDir(), "US"
+	err := Run(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err == nil || !strings.Contains(err.Error(), "region") {
+		t.Fatalf("Run in region US: %v", err)
 	}
 }

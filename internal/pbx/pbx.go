@@ -69,6 +69,11 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	if !dialplan.Supported(cfg.Region) {
+		// Fail closed: without the region's habits sekisho would not
+		// know its emergency numbers or its international prefix.
+		return fmt.Errorf("config: region: %s: sekisho knows the dialling habits of JP only; set --region JP", cfg.Region)
+	}
 	st, err := store.Open(ctx, cfg.Data)
 	if err != nil {
 		return err
