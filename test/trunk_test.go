@@ -107,12 +107,15 @@ func TestTrunkOutbound(t *testing.T) {
 	}
 }
 
-// TestTrunkOutboundDenied: dialled strings that are not strictly domestic
-// are refused with a record, and nothing reaches the carrier. The first
-// rows are the incident: a symbol in front of 010.
+// TestTrunkOutboundDenied: an attacker holding a domestic-only
+// extension's credentials tries the incident's family of dial strings:
+// each is refused with a record, nothing reaches the carrier, and a
+// legitimate domestic call still does. The first rows are the incident:
+// a symbol in front of 010.
 func TestTrunkOutboundDenied(t *testing.T) {
 	requireTool(t, "sipp")
 	p, pw201, _, carrierPort := startPBXWithTrunk(t)
+	p.run(t, "ext", "set", "201", "--class", "domestic")
 	carrier := startCarrier(t, carrierPort)
 	// 484: not a number at all. 403: a number, but not one this
 	// extension may call (abroad, premium).
@@ -126,6 +129,8 @@ func TestTrunkOutboundDenied(t *testing.T) {
 		{"018401023276123456", "403"},    // 184 before 010
 		{"%2B23276123456", "403"},        // +232 percent-encoded
 		{"00990123456", "403"},           // premium rate
+		{"009012345678", "403"},          // mobile: not in the domestic class
+		{"tel:%2B23276123456", "484"},    // a URI inside the user part
 		{"0003312345678", "484"},
 		{"0312345678", "484"}, // no outside-line prefix: not an extension either
 	}
@@ -148,6 +153,9 @@ func TestTrunkOutboundDenied(t *testing.T) {
 			t.Errorf("refused call record: %+v", r)
 		}
 	}
+	// The same extension's honest domestic call still goes through: the
+	// tricks cost it nothing.
+	callOut(t, p, pw201, carrierPort, "00312345678", "uac_call.xml")
 }
 
 // TestTrunkInbound: the carrier calls a DID, which rings the extension it

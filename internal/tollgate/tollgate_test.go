@@ -122,3 +122,20 @@ func TestFreeze(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkDecide is the policy decision alone, on a resolved policy.
+func BenchmarkDecide(b *testing.B) {
+	book := policy.Static([]policy.Profile{policy.Default()}, nil, nil, policy.Freeze{})
+	p := PolicyOf(store.Extension{Number: "201", Class: "international", Countries: "SL,US"}, book.Current())
+	plan := dialplan.New("JP")
+	now := time.Now()
+	for _, dial := range []string{"00312345678", "+23276123456", "+18765550123"} {
+		d := plan.Canonical(dial)
+		b.Run(dial, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				p.Decide(d, now)
+			}
+		})
+	}
+}
