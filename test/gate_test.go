@@ -47,9 +47,9 @@ func sipUser(s string) string {
 func gateRecords(t *testing.T, p *PBX, refused map[string]int) CDR {
 	t.Helper()
 	want := len(refused) + 1
-	rs := p.waitCDRs(t, "a record per call", allCallsDone(want))
+	p.waitCDRs(t, "a record per call", allCallsDone(want))
 	time.Sleep(300 * time.Millisecond) // give a stray record time to appear
-	rs = p.CDRs(t)
+	rs := p.CDRs(t)
 	if len(rs) != want {
 		t.Fatalf("want %d call records, got %d: %+v", want, len(rs), rs)
 	}
