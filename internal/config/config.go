@@ -96,7 +96,7 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.SIPTCP, "sip-tcp", c.SIPTCP, "SIP TCP listen address host:port (empty: no TCP)")
 	fs.StringVar(&c.Advertise, "advertise", c.Advertise, "host or IP to put in Contact and Via (default: the listen IP, or this host's first non-loopback IPv4)")
 	fs.StringVar(&c.RTPPorts, "rtp-ports", c.RTPPorts, "RTP port range LOW-HIGH for relayed media")
-	fs.StringVar(&c.Region, "region", c.Region, "ISO 3166 region whose dialling rules apply (e.g. JP)")
+	fs.StringVar(&c.Region, "region", c.Region, "ISO 3166 region whose dialling habits apply: JP, US, CA or GB")
 	fs.StringVar(&c.OutsidePrefix, "outside-prefix", c.OutsidePrefix, "digits dialled before a public number to get an outside line (0 in Japan)")
 	fs.StringVar(&c.Realm, "realm", c.Realm, "digest realm; changing it invalidates every extension's stored hashes")
 	fs.Var((*durationFlag)(&c.RingTimeout), "ring-timeout", "how long a callee may ring before the caller gets 480")

@@ -14,6 +14,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"sort"
 	"strings"
 
 	"github.com/nyaruka/phonenumbers"
@@ -34,31 +35,86 @@ const (
 type region struct {
 	emergency []string
 	// intlPrefix is the international access code dialled after the
-	// outside-line prefix (010 in Japan).
+	// outside-line prefix (010 in Japan, 011 in North America, 00 in
+	// most of the world).
 	intlPrefix string
+	// nationalPrefix starts every national number dialled from inside the
+	// region (0 in Japan); required says a national number without it
+	// is invalid (in North America "1" may be left out).
+	nationalPrefix string
+	required       bool
 	// callerIDPrefixes are dialled before a number to hide (184) or show
 	// (186) the caller's number.
 	withhold, present string
 	// carrierCodes select a long-distance or international carrier
 	// before the number; sekisho's trunk is the carrier, so they are
-	// removed and never sent.
+	// removed and never sent. An X matches any one digit (the North
+	// American dial-around 1010XXX).
 	carrierCodes []string
 }
 
+// regions are the dialling habits sekisho knows. Facts, not guesses: a
+// region missing here is refused at start rather than half understood.
 var regions = map[string]region{
 	"JP": {
-		emergency:    []string{"110", "118", "119"},
-		intlPrefix:   "010",
-		withhold:     "184",
-		present:      "186",
-		carrierCodes: []string{"0033", "0036", "0041", "0061", "0088", "0091", "001"},
+		emergency:      []string{"110", "118", "119"},
+		intlPrefix:     "010",
+		nationalPrefix: "0",
+		required:       true,
+		withhold:       "184",
+		present:        "186",
+		carrierCodes:   []string{"0033", "0036", "0041", "0061", "0088", "0091", "001"},
 	},
+	"US": nanp,
+	"CA": nanp,
+	"GB": {
+		emergency:      []string{"999", "112"},
+		intlPrefix:     "00",
+		nationalPrefix: "0",
+		required:       true,
+		withhold:       "141",
+	},
+}
+
+var nanp = region{
+	emergency:      []string{"911"},
+	intlPrefix:     "011",
+	nationalPrefix: "1",
+	carrierCodes:   []string{"1010XXX"},
+}
+
+// carrierCode returns the length of the carrier-selection code that rest
+// starts with, or 0.
+func (h region) carrierCode(rest string) int {
+	for _, c := range h.carrierCodes {
+		if len(rest) < len(c) {
+			continue
+		}
+		match := true
+		for i := 0; i < len(c) && match; i++ {
+			match = c[i] == rest[i] || (c[i] == 'X' && rest[i] >= '0' && rest[i] <= '9')
+		}
+		if match {
+			return len(c)
+		}
+	}
+	return 0
 }
 
 // Supported reports whether the dialling habits of region are known. A
 // region without them would not know its emergency numbers, so the
 // server refuses to start with one.
 func Supported(region string) bool { _, ok := regions[region]; return ok }
+
+// Regions lists the regions whose habits are known, sorted.
+func Regions() []string {
+	out := make([]string, 0, len(regions))
+	for r := range regions {
+		out = append(out, r)
+	}
+	sort.Strings(out)
+	return out
+}
 
 // Plan holds the region's rules. It is immutable after New.
 type Plan struct {
@@ -90,8 +146,8 @@ func (p *Plan) ValidExtension(n string) error {
 	if !digits(n) {
 		return fmt.Errorf("dialplan: extension %q must be ASCII digits only", n)
 	}
-	if n[0] == '0' {
-		return fmt.Errorf("dialplan: extension %q must not start with 0 (the outside-line prefix)", n)
+	if n[0] == '0' || (p.outsidePrefix != "" && strings.HasPrefix(n, p.outsidePrefix)) {
+		return fmt.Errorf("dialplan: extension %q must not start with 0 or the outside-line prefix %q", n, p.outsidePrefix)
 	}
 	if p.emergency(n) {
 		return fmt.Errorf("dialplan: extension %q is an emergency number", n)
@@ -160,18 +216,15 @@ func (p *Plan) Canonical(user string) chain.Destination {
 		case p.habits.present != "" && strings.HasPrefix(rest, p.habits.present):
 			rest = rest[len(p.habits.present):]
 		default:
-			for _, c := range p.habits.carrierCodes {
-				if strings.HasPrefix(rest, c) {
-					rest = rest[len(c):]
-					break
-				}
-			}
+			rest = rest[p.habits.carrierCode(rest):]
 		}
 	}
 	if p.habits.intlPrefix != "" && strings.HasPrefix(rest, p.habits.intlPrefix) {
 		return p.public("+"+rest[len(p.habits.intlPrefix):], withhold)
 	}
-	if !strings.HasPrefix(rest, "0") || strings.HasPrefix(rest, "00") {
+	if np := p.habits.nationalPrefix; p.habits.required && (!strings.HasPrefix(rest, np) || strings.HasPrefix(rest, np+np)) {
+		// Japan: a national number is 0 and a non-zero digit; "00..."
+		// would be a carrier or international code gone wrong.
 		return invalid
 	}
 	return p.public(rest, withhold)
@@ -195,7 +248,7 @@ func (p *Plan) public(n string, withhold bool) chain.Destination {
 		d.Kind, d.Number = chain.KindInternational, d.E164
 		return d
 	}
-	d.Number = "0" + phonenumbers.GetNationalSignificantNumber(num)
+	d.Number = p.habits.nationalPrefix + phonenumbers.GetNationalSignificantNumber(num)
 	switch phonenumbers.GetNumberType(num) {
 	case phonenumbers.FIXED_LINE, phonenumbers.FIXED_LINE_OR_MOBILE, phonenumbers.VOIP:
 		d.Kind = chain.KindFixed

@@ -135,36 +135,44 @@ func FuzzCanonical(f *testing.F) {
 		"0003301023276123456", "018401023276123456", "01840312345678", "２０１", "%", "1%00", "0120123456"} {
 		f.Add(s)
 	}
-	p := New("JP")
+	plans := []*Plan{New("JP"), New("US").WithOutsidePrefix("9")}
 	f.Fuzz(func(t *testing.T, s string) {
-		d := p.Canonical(s)
-		if d.Kind == chain.KindInvalid {
-			return
-		}
-		n := strings.TrimPrefix(d.Number, "+")
-		if !digits(n) {
-			t.Fatalf("Canonical(%q) = %q: not digits", s, d.Number)
-		}
-		switch {
-		case d.Kind == chain.KindExtension:
-			if err := p.ValidExtension(d.Number); err != nil {
-				t.Fatalf("Canonical(%q) = extension %q: %v", s, d.Number, err)
-			}
-		case d.Kind.Public() && d.E164 != "":
-			again := p.Canonical(d.E164)
-			if again.Kind != d.Kind || again.E164 != d.E164 || again.Number != d.Number {
-				t.Fatalf("Canonical(%q) = %+v, but its E.164 form gives %+v", s, d, again)
-			}
-		}
-		// Whatever the trunk's format, what goes to the carrier is
-		// digits with at most a leading +.
-		for _, f := range []string{FormatMixed, FormatNational, FormatE164} {
-			n, err := p.Format(d, f)
-			if err != nil || !digits(strings.TrimPrefix(n, "+")) {
-				t.Fatalf("Format(Canonical(%q), %s) = %q, %v", s, f, n, err)
-			}
+		for _, p := range plans {
+			checkCanonical(t, p, s)
 		}
 	})
+}
+
+// checkCanonical is the fuzz property for one plan.
+func checkCanonical(t *testing.T, p *Plan, s string) {
+	t.Helper()
+	d := p.Canonical(s)
+	if d.Kind == chain.KindInvalid {
+		return
+	}
+	n := strings.TrimPrefix(d.Number, "+")
+	if !digits(n) {
+		t.Fatalf("Canonical(%q) = %q: not digits", s, d.Number)
+	}
+	switch {
+	case d.Kind == chain.KindExtension:
+		if err := p.ValidExtension(d.Number); err != nil {
+			t.Fatalf("Canonical(%q) = extension %q: %v", s, d.Number, err)
+		}
+	case d.Kind.Public() && d.E164 != "":
+		again := p.Canonical(d.E164)
+		if again.Kind != d.Kind || again.E164 != d.E164 || again.Number != d.Number {
+			t.Fatalf("Canonical(%q) = %+v, but its E.164 form gives %+v", s, d, again)
+		}
+	}
+	// Whatever the trunk's format, what goes to the carrier is
+	// digits with at most a leading +.
+	for _, f := range []string{FormatMixed, FormatNational, FormatE164} {
+		n, err := p.Format(d, f)
+		if err != nil || !digits(strings.TrimPrefix(n, "+")) {
+			t.Fatalf("Format(Canonical(%q), %s) = %q, %v", s, f, n, err)
+		}
+	}
 }
 
 // BenchmarkCanonical measures the canonicalise stage for one dialled
@@ -201,7 +209,47 @@ func TestFormat(t *testing.T) {
 	if _, err := p.Format(p.Canonical("00312345678"), "raw"); err == nil {
 		t.Error("unknown format accepted")
 	}
-	if _, err := New("US").Format(p.Canonical("+23276123456"), FormatNational); err == nil {
+	if _, err := New("FR").Format(p.Canonical("+23276123456"), FormatNational); err == nil {
 		t.Error("national format without an international prefix accepted")
+	}
+}
+
+// TestOtherRegions: the habits of North America and Britain: their
+// international prefixes, the dial-around carrier code 1010XXX, their
+// emergency numbers, and the same refusal of anything not a number.
+func TestOtherRegions(t *testing.T) {
+	us := New("US").WithOutsidePrefix("9")
+	gb := New("GB").WithOutsidePrefix("9")
+	for _, c := range []struct {
+		p      *Plan
+		dial   string
+		kind   chain.Kind
+		number string
+	}{
+		{us, "911", chain.KindEmergency, "911"},
+		{us, "9911", chain.KindEmergency, "911"},
+		{us, "912025550123", chain.KindFixed, "12025550123"},
+		{us, "92025550123", chain.KindFixed, "12025550123"},
+		{us, "901123276123456", chain.KindInternational, "+23276123456"},
+		{us, "91010288" + "01123276123456", chain.KindInternational, "+23276123456"}, // dial-around, then 011
+		{us, "9#01123276123456", chain.KindInvalid, ""},
+		{us, "9*6712025550123", chain.KindInvalid, ""},
+		{us, "901023276123456", chain.KindInvalid, ""}, // Japan's 010 means nothing here
+		{gb, "999", chain.KindEmergency, "999"},
+		{gb, "9112", chain.KindEmergency, "112"},
+		{gb, "902079460000", chain.KindFixed, "02079460000"},
+		{gb, "90023276123456", chain.KindInternational, "+23276123456"},
+		{gb, "91410207946000", chain.KindInvalid, ""}, // 141 hides the caller ID; the number after it is too short
+		{gb, "914102079460000", chain.KindFixed, "02079460000"},
+	} {
+		if got := c.p.Canonical(c.dial); got.Kind != c.kind || got.Number != c.number {
+			t.Errorf("%s Canonical(%q) = %s %q, want %s %q", c.p.region, c.dial, got.Kind, got.Number, c.kind, c.number)
+		}
+	}
+	if !Supported("US") || !Supported("GB") || Supported("FR") {
+		t.Error("Supported")
+	}
+	if us.ValidExtension("911") == nil || us.ValidExtension("901") == nil || us.ValidExtension("201") != nil {
+		t.Error("US extension rules")
 	}
 }

@@ -38,9 +38,9 @@ func TestDialled(t *testing.T) {
 // emergency numbers and prefixes it does not know.
 func TestUnknownRegionRefused(t *testing.T) {
 	cfg := config.Default()
-	cfg.Data, cfg.Region = t.TempDir(), "US"
+	cfg.Data, cfg.Region = t.TempDir(), "FR"
 	err := Run(context.Background(), cfg, slog.New(slog.DiscardHandler))
 	if err == nil || !strings.Contains(err.Error(), "region") {
-		t.Fatalf("Run in region US: %v", err)
+		t.Fatalf("Run in region FR: %v", err)
 	}
 }

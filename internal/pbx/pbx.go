@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -72,7 +73,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if !dialplan.Supported(cfg.Region) {
 		// Fail closed: without the region's habits sekisho would not
 		// know its emergency numbers or its international prefix.
-		return fmt.Errorf("config: region: %s: sekisho knows the dialling habits of JP only; set --region JP", cfg.Region)
+		return fmt.Errorf("config: region: %s: sekisho knows the dialling habits of %s only; set one of them", cfg.Region, strings.Join(dialplan.Regions(), ", "))
 	}
 	st, err := store.Open(ctx, cfg.Data)
 	if err != nil {
