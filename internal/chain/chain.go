@@ -98,6 +98,19 @@ func (c *Chain) Names() []string {
 	return out
 }
 
+// Until returns the chain of the stages before the one named name (the
+// whole chain if there is none): the same stages in the same order, for a
+// decision that places no call and so must not run the stages that count
+// placed calls.
+func (c *Chain) Until(name string) *Chain {
+	for i, s := range c.stages {
+		if s.Name() == name {
+			return &Chain{stages: c.stages[:i:i]}
+		}
+	}
+	return c
+}
+
 // Run passes a through the stages until one does not continue. It returns
 // the final verdict: Continue only if every stage continued. The trail of
 // verdicts is kept on a.

@@ -47,3 +47,18 @@ func TestCancelledContextRejects(t *testing.T) {
 		t.Fatalf("cancelled context: %v", v.Action)
 	}
 }
+
+func TestUntil(t *testing.T) {
+	c := New(named("a"), named("b"), named("c"))
+	if got := c.Until("c").Names(); len(got) != 2 || got[1] != "b" {
+		t.Fatalf("Until(c) = %v", got)
+	}
+	if got := c.Until("x").Names(); len(got) != 3 {
+		t.Fatalf("Until(x) = %v", got)
+	}
+}
+
+type named string
+
+func (n named) Name() string                        { return string(n) }
+func (named) Run(context.Context, *Attempt) Verdict { return Pass("") }

@@ -43,12 +43,14 @@ func newChain(s *Server) *chain.Chain {
 	)
 }
 
-// gate runs the one chain for a leg a feature would create on behalf of
-// an extension inside a call that is up: a transfer's target now, call
+// gate decides a leg that a feature would create on behalf of an
+// extension inside a call that is up: a transfer's target now, call
 // forwarding later. Same stages, same order; auth takes the responsible
-// extension from the attempt instead of a digest answer. The caller must
-// settle a.Hold if it places no leg.
+// extension from the attempt instead of a digest answer. Transfers are
+// only decided, not yet carried out, so the limits stage (which counts
+// calls really placed) is left out: a declined transfer must not use up,
+// or trip, anybody's limits.
 func (s *Server) gate(ctx context.Context, feature, responsible string, target sip.Uri) (*chain.Attempt, chain.Verdict) {
 	a := &chain.Attempt{Method: "INVITE", Feature: feature, OnBehalfOf: responsible, FromUser: responsible, Dialled: dialled(target)}
-	return a, s.chain.Run(ctx, a)
+	return a, s.chain.Until("limits").Run(ctx, a)
 }
