@@ -101,7 +101,7 @@ func (b *B2BUA) HandleInDialog(req *sip.Request, tx sip.ServerTransaction) {
 // refer decides a transfer request (RFC 3515) with the toll gate. A
 // transfer creates a call to any number the Refer-To names, billed to the
 // office: toll fraud guard, it is decided by the same chain as a dialled
-// call, with the policy of the extension that asked for it. A carrier
+// call (pbx.gate), with the policy of the extension that asked for it. A carrier
 // cannot transfer at all (no extension is responsible). Carrying out an
 // allowed transfer is not built yet, so an allowed one is declined too,
 // with 501; the record says which it was.
