@@ -69,9 +69,9 @@ func TestReferThroughGate(t *testing.T) {
 		calleeSets:   map[string]string{"want": "403"},
 		calleeRefers: true,
 	})
-	rs := p.waitCDRs(t, "two finished calls", allCallsDone(2))
+	p.waitCDRs(t, "two finished calls", allCallsDone(2))
 	time.Sleep(300 * time.Millisecond) // give a stray record time to appear
-	rs = p.CDRs(t)
+	rs := p.CDRs(t)
 	if len(rs) != 2 {
 		t.Fatalf("want 2 call records, got %d: %+v", len(rs), rs)
 	}

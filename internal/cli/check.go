@@ -7,7 +7,6 @@ import (
 
 	"github.com/sekisho/sekisho/internal/chain"
 	"github.com/sekisho/sekisho/internal/dialplan"
-	"github.com/sekisho/sekisho/internal/policy"
 	"github.com/sekisho/sekisho/internal/store"
 	"github.com/sekisho/sekisho/internal/tollgate"
 )
@@ -60,8 +59,8 @@ func checkNumber(args []string, env Env) error {
 	if err != nil {
 		return err
 	}
-	book := policy.NewBook(st)
-	if err := book.Reload(ctx); err != nil {
+	book, err := loadPolicy(ctx, st)
+	if err != nil {
 		return err
 	}
 	a := &chain.Attempt{Method: "INVITE", Caller: *from, FromUser: *from, Dialled: pos[0]}

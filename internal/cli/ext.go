@@ -281,11 +281,20 @@ func extSet(ctx context.Context, env Env, c common, number string, set map[strin
 
 // policyOf resolves an extension's effective policy as the server would.
 func policyOf(ctx context.Context, st *store.Store, e store.Extension) (tollgate.Policy, error) {
-	b := policy.NewBook(st)
-	if err := b.Reload(ctx); err != nil {
+	b, err := loadPolicy(ctx, st)
+	if err != nil {
 		return tollgate.Policy{}, err
 	}
 	return tollgate.PolicyOf(e, b.Current()), nil
+}
+
+// loadPolicy reads the policy the server would run with.
+func loadPolicy(ctx context.Context, st *store.Store) (*policy.Book, error) {
+	b := policy.NewBook(st)
+	if err := b.Reload(ctx); err != nil {
+		return nil, err
+	}
+	return b, nil
 }
 
 // extUnlock lifts a suspension. The running server sees it on the next
@@ -332,8 +341,8 @@ func extList(ctx context.Context, env Env, c common) error {
 	if err != nil {
 		return err
 	}
-	b := policy.NewBook(st)
-	if err := b.Reload(ctx); err != nil {
+	b, err := loadPolicy(ctx, st)
+	if err != nil {
 		return err
 	}
 	if c.json {

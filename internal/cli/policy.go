@@ -151,22 +151,8 @@ func profileCmd(args []string, env Env) error {
 			return nil
 		})
 	case "del":
-		pos, err := parse(fs, args[1:])
-		if err != nil {
-			return err
-		}
-		if len(pos) != 1 {
-			return fmt.Errorf("%w: profile del takes one NAME", ErrUsage)
-		}
-		return withStore(ctx, c, func(st *store.Store) error {
-			if err := st.DeleteProfile(ctx, pos[0]); err != nil {
-				return err
-			}
-			if c.json {
-				return printJSON(env.Stdout, map[string]string{"deleted": pos[0]})
-			}
-			fmt.Fprintf(env.Stdout, "profile %s deleted\n", pos[0])
-			return nil
+		return deleteOne(ctx, env, &c, fs, args[1:], "profile", "NAME", "", func(st *store.Store, name string) error {
+			return st.DeleteProfile(ctx, name)
 		})
 	}
 	return fmt.Errorf("%w: unknown profile subcommand %q: use add, list, set or del", ErrUsage, args[0])
@@ -189,6 +175,29 @@ func orAlways(h string) string {
 func limitsText(l policy.Limits) string {
 	return fmt.Sprintf("max-calls %s, intl-per-minute %s, intl-per-hour %s, same-prefix %s, distinct-per-hour %s, daily-spend %s",
 		lim(l.MaxCalls), lim(l.IntlPerMinute), lim(l.IntlPerHour), lim(l.SamePrefix), lim(l.DistinctPerHour), lim(int(l.DailySpend)))
+}
+
+// deleteOne is the del subcommand of noun: one positional argument (what),
+// removed by del, reported with note. c is the flags' target, read only
+// after parsing.
+func deleteOne(ctx context.Context, env Env, c *common, fs *flag.FlagSet, args []string, noun, what, note string, del func(*store.Store, string) error) error {
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return fmt.Errorf("%w: %s del takes one %s", ErrUsage, noun, what)
+	}
+	return withStore(ctx, *c, func(st *store.Store) error {
+		if err := del(st, pos[0]); err != nil {
+			return err
+		}
+		if c.json {
+			return printJSON(env.Stdout, map[string]string{"deleted": pos[0]})
+		}
+		fmt.Fprintf(env.Stdout, "%s %s deleted%s\n", noun, pos[0], note)
+		return nil
+	})
 }
 
 func withStore(ctx context.Context, c common, fn func(*store.Store) error) error {
@@ -372,22 +381,8 @@ func rateCmd(args []string, env Env) error {
 			return nil
 		})
 	case "del":
-		pos, err := parse(fs, args[1:])
-		if err != nil {
-			return err
-		}
-		if len(pos) != 1 {
-			return fmt.Errorf("%w: rate del takes one PREFIX", ErrUsage)
-		}
-		return withStore(ctx, c, func(st *store.Store) error {
-			if err := st.DeleteRate(ctx, pos[0]); err != nil {
-				return err
-			}
-			if c.json {
-				return printJSON(env.Stdout, map[string]string{"deleted": pos[0]})
-			}
-			fmt.Fprintf(env.Stdout, "rate %s deleted (numbers under it now take the next shorter prefix)\n", pos[0])
-			return nil
+		return deleteOne(ctx, env, &c, fs, args[1:], "rate", "PREFIX", " (numbers under it now take the next shorter prefix)", func(st *store.Store, prefix string) error {
+			return st.DeleteRate(ctx, prefix)
 		})
 	}
 	return fmt.Errorf("%w: unknown rate subcommand %q: use list, set or del", ErrUsage, args[0])

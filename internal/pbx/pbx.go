@@ -204,8 +204,12 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	go s.sweep(sweepCtx)
 	regs.Sync(sweepCtx)
 	go s.watchTrunks(sweepCtx, regs)
-	go s.book.Run(sweepCtx, trunkReload, func(err error) {
-		log.Error("pbx: policy reload failed; the previous policy stays in force", "err", err)
+	go every(sweepCtx, trunkReload, func() {
+		// Policy edited with the CLI (profiles, limits, rates, a lifted
+		// freeze) reaches the running server at the same pace as trunks.
+		if err := s.book.Reload(sweepCtx); err != nil && sweepCtx.Err() == nil {
+			log.Error("pbx: policy reload failed; the previous policy stays in force", "err", err)
+		}
 	})
 	go s.alerts.Run(sweepCtx)
 

@@ -2,7 +2,6 @@ package policy
 
 import (
 	"context"
-	"fmt"
 	"sync/atomic"
 	"time"
 )
@@ -90,23 +89,6 @@ func (b *Book) Reload(ctx context.Context) error {
 	}
 	b.cur.Store(sn)
 	return nil
-}
-
-// Run reloads every interval until ctx ends, so changes made with the
-// command line reach the running server.
-func (b *Book) Run(ctx context.Context, every time.Duration, onErr func(error)) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if err := b.Reload(ctx); err != nil && ctx.Err() == nil {
-				onErr(fmt.Errorf("policy: reload: %w", err))
-			}
-		}
-	}
 }
 
 // Static returns a book holding fixed values, for tests and dry runs.
