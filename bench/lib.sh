@@ -120,8 +120,12 @@ start_sekisho() {
 		echo "bench: port $sip_port is in use; set SIP_PORT" >&2
 		exit 1
 	fi
+	# --source-rate: the benchmark's SIPp plays every phone from one
+	# address, far past what one real phone sends; the per-source limit
+	# (50/s by default) would measure the guard, not the PBX.
 	"$tmp/sekisho" serve --data "$data" \
-		--sip-udp "127.0.0.1:$sip_port" --sip-tcp "127.0.0.1:$sip_port" \
+		--sip-udp "127.0.0.1:$sip_port" --sip-tcp "127.0.0.1:$sip_port" --sip-tls "" \
+		--source-rate "${SOURCE_RATE:-1000000}" \
 		--grace 1s --log-level "${LOG_LEVEL:-info}" >"$tmp/server.log" 2>&1 &
 	server_pid=$!
 	for _ in $(seq 200); do

@@ -274,6 +274,13 @@ func sipPortPair(t *testing.T, ip string) int {
 // or the test finishes; its log is printed if the test failed.
 func startBaresip(ctx context.Context, t *testing.T, name, ext, password string, pbx *PBX, source string) *baresipUA {
 	t.Helper()
+	return startBaresipOver(ctx, t, "udp", name, ext, password, pbx, source)
+}
+
+// startBaresipOver is startBaresip with the account on transport "udp" or
+// "tls" (to the PBX's TLS port, trusting the certificate it made).
+func startBaresipOver(ctx context.Context, t *testing.T, transport, name, ext, password string, pbx *PBX, source string) *baresipUA {
+	t.Helper()
 	if strings.ContainsAny(password, ";>\"\n") {
 		t.Fatalf("password %q cannot go into a baresip account line", password)
 	}
@@ -319,8 +326,13 @@ func startBaresip(ctx context.Context, t *testing.T, name, ext, password string,
 	}, "\n")
 	// The account registers ext at the PBX over UDP and answers at once;
 	// PCMU only, so that the 8 kHz source WAV needs no resampling.
-	account := fmt.Sprintf("<sip:%s@%s;transport=udp>;auth_pass=%s;answermode=auto;audio_codecs=PCMU;regint=600;mwi=no\n",
-		ext, pbx.SIPAddr(), password)
+	server := pbx.SIPAddr()
+	if transport == "tls" {
+		server = net.JoinHostPort(pbx.IP, strconv.Itoa(pbx.TLSPort))
+		config += "sip_cafile " + filepath.Join(pbx.Data, "tls.crt") + "\n"
+	}
+	account := fmt.Sprintf("<sip:%s@%s;transport=%s>;auth_pass=%s;answermode=auto;audio_codecs=PCMU;regint=600;mwi=no\n",
+		ext, server, transport, password)
 	for file, text := range map[string]string{"config": config, "accounts": account, "contacts": ""} {
 		if err := os.WriteFile(filepath.Join(ua.dir, file), []byte(text), 0o644); err != nil {
 			t.Fatal(err)

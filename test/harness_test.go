@@ -89,6 +89,7 @@ type PBX struct {
 	Data    string // data directory
 	IP      string
 	Port    int // SIP port, UDP and TCP
+	TLSPort int // SIP over TLS port
 	cmd     *exec.Cmd
 	logMu   sync.Mutex
 	log     bytes.Buffer
@@ -116,7 +117,9 @@ func startPBX(t *testing.T, extra ...string) *PBX {
 	p := &PBX{Data: t.TempDir(), IP: "127.0.0.1", done: make(chan struct{})}
 	p.Port = freePort(t, p.IP)
 	addr := p.SIPAddr()
+	p.TLSPort = freePort(t, p.IP)
 	args := append([]string{"serve", "--data", p.Data, "--sip-udp", addr, "--sip-tcp", addr,
+		"--sip-tls", net.JoinHostPort(p.IP, fmt.Sprint(p.TLSPort)),
 		"--grace", "2s", "--log-level", "debug"}, extra...)
 	p.cmd = exec.Command(binPath, args...)
 	pr, pw, err := os.Pipe()

@@ -7,8 +7,10 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/netip"
 
 	"github.com/sekisho/sekisho/internal/chain"
+	"github.com/sekisho/sekisho/internal/config"
 	"github.com/sekisho/sekisho/internal/credential"
 	"github.com/sekisho/sekisho/internal/digest"
 	"github.com/sekisho/sekisho/internal/store"
@@ -20,22 +22,86 @@ type Accounts interface {
 	Extension(ctx context.Context, number string) (store.Extension, error)
 }
 
-// Authenticator checks digest credentials against the extension store.
+// Authenticator checks digest credentials against the extension store,
+// and where each extension may come from.
 type Authenticator struct {
 	verifier *digest.Verifier
 	accounts Accounts
 	log      *slog.Logger
+	cfg      Config
+}
+
+// Config is what an Authenticator enforces beyond the password.
+type Config struct {
+	// Offer is the algorithms every challenge offers, whoever it is for:
+	// one shape for all, so a challenge never tells an enumerator that an
+	// extension exists (an extension's own setting only limits what it
+	// may answer with).
+	Offer credential.Offer
+	// PhoneNetworks are where phones may come from unless an extension
+	// has its own list. A source outside gets the answer a wrong password
+	// gets.
+	PhoneNetworks []netip.Prefix
+	// TLSOutside requires TLS from a phone outside PhoneNetworks (one an
+	// extension's own list lets in): its password must not cross the
+	// internet in a form anyone on the path can attack offline.
+	TLSOutside bool
+	// OnFailure is told of every failed authentication (wrong password,
+	// unknown user, forbidden source), for the ban counters.
+	OnFailure func(ctx context.Context, source netip.Addr, user, reason string)
 }
 
 // New returns an Authenticator.
-func New(v *digest.Verifier, accounts Accounts, log *slog.Logger) *Authenticator {
-	return &Authenticator{verifier: v, accounts: accounts, log: log}
+func New(v *digest.Verifier, accounts Accounts, cfg Config, log *slog.Logger) *Authenticator {
+	if cfg.Offer == "" {
+		cfg.Offer = credential.OfferMD5
+	}
+	return &Authenticator{verifier: v, accounts: accounts, cfg: cfg, log: log}
 }
 
-// Check verifies header for method and returns the digest result. A store
+// Request is what Check needs to know about a request.
+type Request struct {
+	Method string
+	Header string // Authorization or Proxy-Authorization, "" if none
+	Source netip.Addr
+	Secure bool // arrived over TLS
+}
+
+func contains(nets []netip.Prefix, a netip.Addr) bool {
+	a = a.Unmap()
+	for _, n := range nets {
+		if n.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// allowed reports whether e may authenticate from r's source, and why not.
+func (a *Authenticator) allowed(e store.Extension, r Request) string {
+	own, err := config.ParseNetworks(e.Networks)
+	if err != nil {
+		return "extension networks unparsable" // fail closed
+	}
+	inPhones := contains(a.cfg.PhoneNetworks, r.Source)
+	switch {
+	case len(own) > 0 && !contains(own, r.Source):
+		return "source outside the extension's networks"
+	case len(own) == 0 && !inPhones:
+		return "source outside the phone networks"
+	case !inPhones && a.cfg.TLSOutside && !r.Secure:
+		return "TLS required from outside the phone networks"
+	}
+	return ""
+}
+
+// Check verifies r's credentials and returns the digest result. A store
 // failure is reported as a failed check (fail closed), never as success.
-func (a *Authenticator) Check(ctx context.Context, method, header string) digest.Result {
-	return a.verifier.Check(method, header, func(user string) (digest.Secret, bool) {
+// A source the extension may not come from fails exactly like a wrong
+// password: nothing on the wire tells the two apart.
+func (a *Authenticator) Check(ctx context.Context, r Request) digest.Result {
+	blocked := ""
+	res := a.verifier.Check(r.Method, r.Header, func(user string) (digest.Secret, bool) {
 		e, err := a.accounts.Extension(ctx, user)
 		if err != nil {
 			if !errors.Is(err, store.ErrNotFound) {
@@ -47,30 +113,35 @@ func (a *Authenticator) Check(ctx context.Context, method, header string) digest
 		if e.Realm != a.verifier.Realm() {
 			return digest.Secret{}, false
 		}
+		if blocked = a.allowed(e, r); blocked != "" {
+			return digest.Secret{}, false
+		}
 		return digest.Secret{Offer: credential.Offer(e.Digest), HA1MD5: e.HA1MD5, HA1SHA256: e.HA1SHA256}, true
 	})
-}
-
-// Challenges returns the challenge header values to send to user. The
-// extension's own offer is used if it exists, otherwise the default offer.
-func (a *Authenticator) Challenges(ctx context.Context, user string, stale bool) []string {
-	if e, err := a.accounts.Extension(ctx, user); err == nil {
-		return a.verifier.Challenges(credential.Offer(e.Digest).Algorithms(), stale)
+	if blocked != "" && res.Outcome == digest.Failed {
+		res.Reason = "auth: " + blocked
 	}
-	return a.verifier.DefaultChallenges(stale)
+	if res.Outcome == digest.Failed && a.cfg.OnFailure != nil {
+		a.cfg.OnFailure(ctx, r.Source, res.User, res.Reason)
+	}
+	return res
 }
 
-// Verdict turns a digest result into a chain verdict for user claimedUser.
-func (a *Authenticator) Verdict(ctx context.Context, r digest.Result, claimedUser string) chain.Verdict {
+// Challenges returns the challenge header values: the same offer for
+// every user, known or not (enumeration guard).
+func (a *Authenticator) Challenges(stale bool) []string {
+	return a.verifier.Challenges(a.cfg.Offer.Algorithms(), stale)
+}
+
+// Verdict turns a digest result into a chain verdict.
+func (a *Authenticator) Verdict(r digest.Result) chain.Verdict {
 	switch r.Outcome {
 	case digest.OK:
 		return chain.Pass("auth: " + r.User + " authenticated")
 	case digest.Stale:
-		return chain.Verdict{Action: chain.Challenge, Reason: r.Reason, Stale: true,
-			Challenges: a.Challenges(ctx, claimedUser, true)}
+		return chain.Verdict{Action: chain.Challenge, Reason: r.Reason, Stale: true, Challenges: a.Challenges(true)}
 	default:
-		return chain.Verdict{Action: chain.Challenge, Reason: r.Reason,
-			Challenges: a.Challenges(ctx, claimedUser, false)}
+		return chain.Verdict{Action: chain.Challenge, Reason: r.Reason, Challenges: a.Challenges(false)}
 	}
 }
 
@@ -111,8 +182,9 @@ func (s Stage) Run(ctx context.Context, a *chain.Attempt) chain.Verdict {
 			return chain.Pass("auth: trunk " + t.Name + " at " + a.Source)
 		}
 	}
-	r := s.A.Check(ctx, a.Method, a.AuthHeader)
-	v := s.A.Verdict(ctx, r, a.FromUser)
+	src, _ := netip.ParseAddrPort(a.Source)
+	r := s.A.Check(ctx, Request{Method: a.Method, Header: a.AuthHeader, Source: src.Addr(), Secure: a.Secure})
+	v := s.A.Verdict(r)
 	if v.Action != chain.Continue {
 		return v
 	}

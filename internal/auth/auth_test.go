@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -27,8 +28,16 @@ func TestStage(t *testing.T) {
 		return store.Extension{Number: n, Realm: realm, Digest: "md5",
 			HA1MD5: credential.HA1(credential.MD5, n, realm, pw), HA1SHA256: credential.HA1(credential.SHA256, n, realm, pw)}
 	}
-	acc := storetest.Accounts{Exts: map[string]store.Extension{"201": ext("201", "sekisho"), "209": ext("209", "old-realm")}}
-	a := New(v, acc, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	remote := ext("210", "sekisho")
+	remote.Networks = "203.0.113.0/24"
+	acc := storetest.Accounts{Exts: map[string]store.Extension{"201": ext("201", "sekisho"), "209": ext("209", "old-realm"), "210": remote}}
+	var failures []string
+	a := New(v, acc, Config{
+		PhoneNetworks: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, TLSOutside: true,
+		OnFailure: func(_ context.Context, src netip.Addr, user, reason string) {
+			failures = append(failures, src.String()+" "+user+" "+reason)
+		},
+	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	answer := func(user string) string {
 		ch, _ := icdigest.ParseChallenge(v.DefaultChallenges(false)[0])
 		cr, _ := icdigest.Digest(ch, icdigest.Options{Method: "INVITE", URI: "sip:202@pbx", Username: user, Password: pw, Count: 1})
@@ -40,16 +49,27 @@ func TestStage(t *testing.T) {
 		header string
 		action chain.Action
 		caller string
+		source string // "" is 127.0.0.3
+		secure bool
 	}{
-		{"no credentials", "201", "", chain.Challenge, ""},
-		{"good", "201", answer("201"), chain.Continue, "201"},
+		{"no credentials", "201", "", chain.Challenge, "", "", false},
+		{"good", "201", answer("201"), chain.Continue, "201", "", false},
+		// Right password, wrong place: answered like a wrong password.
+		{"outside the phone networks", "201", answer("201"), chain.Challenge, "", "198.51.100.7", false},
+		{"outside its own networks", "210", answer("210"), chain.Challenge, "", "127.0.0.3", false},
+		{"own network without TLS", "210", answer("210"), chain.Challenge, "", "203.0.113.9", false},
+		{"own network over TLS", "210", answer("210"), chain.Continue, "210", "203.0.113.9", true},
 		// Authenticated as 201 but claiming to be 202 in From.
-		{"caller id spoof", "202", answer("201"), chain.Reject, ""},
-		{"hash for another realm never verifies", "209", answer("209"), chain.Challenge, ""},
+		{"caller id spoof", "202", answer("201"), chain.Reject, "", "", false},
+		{"hash for another realm never verifies", "209", answer("209"), chain.Challenge, "", "", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			at := &chain.Attempt{Method: "INVITE", FromUser: tt.from, AuthHeader: tt.header}
+			src := tt.source
+			if src == "" {
+				src = "127.0.0.3"
+			}
+			at := &chain.Attempt{Method: "INVITE", FromUser: tt.from, AuthHeader: tt.header, Source: src + ":5060", Secure: tt.secure}
 			got := Stage{A: a}.Run(context.Background(), at)
 			if got.Action != tt.action || at.Caller != tt.caller {
 				t.Fatalf("%v caller %q (%s), want %v caller %q", got.Action, at.Caller, got.Reason, tt.action, tt.caller)
@@ -58,6 +78,11 @@ func TestStage(t *testing.T) {
 				t.Fatalf("challenge without qop=auth: %v", got.Challenges)
 			}
 		})
+	}
+	// Every failed check with credentials reached the ban counters; the
+	// ones without credentials did not.
+	if len(failures) != 4 {
+		t.Errorf("failures reported: %q, want 4 (three forbidden sources, one other realm)", failures)
 	}
 }
 

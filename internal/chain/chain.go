@@ -145,6 +145,7 @@ type Attempt struct {
 	Method     string // INVITE
 	Source     string // transport address of the request
 	Transport  string
+	Secure     bool   // arrived over TLS
 	FromUser   string // user part of From, as claimed (unauthenticated)
 	Dialled    string // user part of the Request-URI, raw, for evidence only
 	AuthHeader string // Proxy-Authorization value, "" if none

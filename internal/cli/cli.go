@@ -37,6 +37,7 @@ Commands:
   sekisho ext del NUMBER
   sekisho ext passwd NUMBER [--password-file FILE]
   sekisho ext set NUMBER [--profile NAME] [--class internal|domestic|mobile|international] [--countries US,SL]
+                         [--networks CIDR,...]
   sekisho ext unlock NUMBER                       lift a suspension after a limit was breached
   sekisho trunk add NAME --peer HOST:PORT [--transport udp|tcp] [--username U --password-file F]
                          [--register] [--caller-id NUMBER]
@@ -57,6 +58,9 @@ Commands:
   sekisho rate set PREFIX PER-MINUTE [--note TEXT] estimated price a minute, such as: rate set +232 250
   sekisho rate del PREFIX
   sekisho alert list [--limit N]
+  sekisho ban list [--all]
+  sekisho ban add ADDRESS [--for DURATION] [--reason TEXT]
+  sekisho ban del ADDRESS
 
 LIMITS are --max-calls N --intl-per-minute N --intl-per-hour N --same-prefix N
 --distinct-per-hour N --daily-spend N (0: no limit).
@@ -105,6 +109,8 @@ func run(args []string, env Env) error {
 		return rateCmd(args[1:], env)
 	case "alert":
 		return alertCmd(args[1:], env)
+	case "ban":
+		return banCmd(args[1:], env)
 	case "help", "-h", "--help":
 		fmt.Fprint(env.Stdout, usage)
 		return nil

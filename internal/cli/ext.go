@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/sekisho/sekisho/internal/config"
 	"github.com/sekisho/sekisho/internal/credential"
 	"github.com/sekisho/sekisho/internal/dialplan"
 	"github.com/sekisho/sekisho/internal/policy"
@@ -93,6 +94,7 @@ func ext(args []string, env Env) error {
 		class := fs.String("class", "", "class of service: internal, domestic, mobile, international, or default (the profile's)")
 		countries := fs.String("countries", "", "ISO 3166 regions it may call abroad, comma-separated (US,SL); \"none\" uses the profile's")
 		profile := fs.String("profile", "", "policy profile (see sekisho profile list); \"default\" for the default")
+		networks := fs.String("networks", "", "CIDR prefixes this extension may register and call from, comma-separated; \"default\" for the PBX's phone networks")
 		pos, err := parse(fs, args[1:])
 		if err != nil {
 			return err
@@ -102,10 +104,10 @@ func ext(args []string, env Env) error {
 		}
 		set := map[string]bool{}
 		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-		if !set["class"] && !set["countries"] && !set["profile"] {
-			return fmt.Errorf("%w: ext set needs --class, --countries and/or --profile", ErrUsage)
+		if !set["class"] && !set["countries"] && !set["profile"] && !set["networks"] {
+			return fmt.Errorf("%w: ext set needs --class, --countries, --profile and/or --networks", ErrUsage)
 		}
-		return extSet(ctx, env, c, pos[0], set, *class, *countries, *profile)
+		return extSet(ctx, env, c, pos[0], set, *class, *countries, *profile, *networks)
 	case "unlock":
 		pos, err := parse(fs, args[1:])
 		if err != nil {
@@ -234,7 +236,7 @@ func readSecretFile(path string) (string, error) {
 	return pw, nil
 }
 
-func extSet(ctx context.Context, env Env, c common, number string, set map[string]bool, class, countries, profile string) error {
+func extSet(ctx context.Context, env Env, c common, number string, set map[string]bool, class, countries, profile, networks string) error {
 	st, err := openStore(ctx, c.data)
 	if err != nil {
 		return err
@@ -264,6 +266,20 @@ func extSet(ctx context.Context, env Env, c common, number string, set map[strin
 		}
 		e.Profile = profile
 	}
+	if set["networks"] {
+		if networks == "default" {
+			networks = ""
+		}
+		nets, err := config.ParseNetworks(networks)
+		if err != nil {
+			return fmt.Errorf("%w: --networks: %v", ErrUsage, err)
+		}
+		parts := make([]string, len(nets))
+		for i, n := range nets {
+			parts[i] = n.String()
+		}
+		e.Networks = strings.Join(parts, ",")
+	}
 	if err := st.UpdateExtension(ctx, e); err != nil {
 		return err
 	}
@@ -273,9 +289,13 @@ func extSet(ctx context.Context, env Env, c common, number string, set map[strin
 	}
 	if c.json {
 		return printJSON(env.Stdout, map[string]string{"number": e.Number, "class": string(p.Profile.Class),
-			"countries": p.Profile.Countries, "profile": p.Profile.Name})
+			"countries": p.Profile.Countries, "profile": p.Profile.Name, "networks": e.Networks})
 	}
-	fmt.Fprintf(env.Stdout, "extension %s: profile %s, class %s, countries abroad: %s\n", e.Number, p.Profile.Name, p.Profile.Class, orNone(p.Profile.Countries))
+	nets := e.Networks
+	if nets == "" {
+		nets = "the phone networks"
+	}
+	fmt.Fprintf(env.Stdout, "extension %s: profile %s, class %s, countries abroad: %s, may come from: %s\n", e.Number, p.Profile.Name, p.Profile.Class, orNone(p.Profile.Countries), nets)
 	return nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"strconv"
@@ -23,6 +24,9 @@ type Config struct {
 	Data            string   `json:"data"`
 	SIPUDP          string   `json:"sip-udp"`
 	SIPTCP          string   `json:"sip-tcp"`
+	SIPTLS          string   `json:"sip-tls"`
+	TLSCert         string   `json:"tls-cert"`
+	TLSKey          string   `json:"tls-key"`
 	Advertise       string   `json:"advertise"`
 	RTPPorts        string   `json:"rtp-ports"`
 	Region          string   `json:"region"`
@@ -36,6 +40,16 @@ type Config struct {
 	LogLevel        string   `json:"log-level"`
 	// AlertWebhooks are URLs that every alert is POSTed to, comma-separated.
 	AlertWebhooks string `json:"alert-webhooks"`
+
+	// Intrusion prevention.
+	PhoneNetworks string   `json:"phone-networks"`
+	DigestOffer   string   `json:"digest-offer"`
+	BanAfter      int      `json:"ban-after"`
+	BanWindow     Duration `json:"ban-window"`
+	BanTime       Duration `json:"ban-time"`
+	ScannerBan    bool     `json:"scanner-ban"`
+	SourceRate    int      `json:"source-rate"`
+	TLSOutside    bool     `json:"tls-outside"`
 }
 
 // Duration is a time.Duration written as "30s" in JSON.
@@ -76,6 +90,7 @@ func Default() Config {
 		Data:            DefaultData(),
 		SIPUDP:          "0.0.0.0:5060",
 		SIPTCP:          "0.0.0.0:5060",
+		SIPTLS:          "0.0.0.0:5061",
 		RTPPorts:        "10000-20000",
 		Region:          "JP",
 		OutsidePrefix:   "0",
@@ -86,6 +101,14 @@ func Default() Config {
 		Grace:           Duration(30 * time.Second),
 		UDPBuffer:       16 << 20,
 		LogLevel:        "info",
+		PhoneNetworks:   "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,127.0.0.0/8,fc00::/7,::1/128",
+		DigestOffer:     "md5",
+		BanAfter:        10,
+		BanWindow:       Duration(10 * time.Minute),
+		BanTime:         Duration(15 * time.Minute),
+		ScannerBan:      true,
+		SourceRate:      50,
+		TLSOutside:      true,
 	}
 }
 
@@ -94,6 +117,9 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.Data, "data", c.Data, "data directory (embedded SQLite store); default $"+DataEnv+" or ./sekisho-data")
 	fs.StringVar(&c.SIPUDP, "sip-udp", c.SIPUDP, "SIP UDP listen address host:port (empty: no UDP)")
 	fs.StringVar(&c.SIPTCP, "sip-tcp", c.SIPTCP, "SIP TCP listen address host:port (empty: no TCP)")
+	fs.StringVar(&c.SIPTLS, "sip-tls", c.SIPTLS, "SIP over TLS listen address host:port (empty: no TLS)")
+	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "PEM certificate for SIP over TLS (default: DATA/tls.crt, made on first start)")
+	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM private key for --tls-cert")
 	fs.StringVar(&c.Advertise, "advertise", c.Advertise, "host or IP to put in Contact and Via (default: the listen IP, or this host's first non-loopback IPv4)")
 	fs.StringVar(&c.RTPPorts, "rtp-ports", c.RTPPorts, "RTP port range LOW-HIGH for relayed media")
 	fs.StringVar(&c.Region, "region", c.Region, "ISO 3166 region whose dialling habits apply: JP, US, CA or GB")
@@ -105,6 +131,14 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.Var((*durationFlag)(&c.Grace), "grace", "on SIGTERM, how long calls in progress may continue before they are hung up")
 	fs.IntVar(&c.UDPBuffer, "udp-buffer", c.UDPBuffer, "UDP socket receive buffer in bytes")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+	fs.StringVar(&c.PhoneNetworks, "phone-networks", c.PhoneNetworks, "CIDR prefixes phones may register and call from (an extension's own --networks overrides); others are refused like a wrong password")
+	fs.StringVar(&c.DigestOffer, "digest-offer", c.DigestOffer, "digest algorithms every challenge offers: md5, sha256 or both (the same for every user, so a challenge reveals no extension)")
+	fs.IntVar(&c.BanAfter, "ban-after", c.BanAfter, "failed authentications from one source within --ban-window that ban it")
+	fs.Var((*durationFlag)(&c.BanWindow), "ban-window", "window in which failed authentications are counted")
+	fs.Var((*durationFlag)(&c.BanTime), "ban-time", "first ban; it doubles for each further offence, up to 30 days")
+	fs.BoolVar(&c.ScannerBan, "scanner-ban", c.ScannerBan, "ban a source on its first request from a known scanner User-Agent (DATA/scanners.txt)")
+	fs.IntVar(&c.SourceRate, "source-rate", c.SourceRate, "requests a second one source may send (burst 4x); trunk peers get 40x")
+	fs.BoolVar(&c.TLSOutside, "tls-outside", c.TLSOutside, "require TLS from phones outside --phone-networks (allowed by an extension's own --networks)")
 	fs.StringVar(&c.AlertWebhooks, "alert-webhooks", c.AlertWebhooks, "comma-separated http(s) URLs that alerts (suspensions, freezes) are POSTed to, signed with DATA/webhook.key")
 }
 
@@ -147,7 +181,10 @@ func (c *Config) Validate() error {
 	if c.SIPUDP == "" && c.SIPTCP == "" {
 		return errors.New("config: sip-udp and sip-tcp are both empty; set at least one listen address")
 	}
-	for name, v := range map[string]string{"sip-udp": c.SIPUDP, "sip-tcp": c.SIPTCP} {
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return errors.New("config: tls-cert and tls-key: give both, or neither for a certificate made on first start")
+	}
+	for name, v := range map[string]string{"sip-udp": c.SIPUDP, "sip-tcp": c.SIPTCP, "sip-tls": c.SIPTLS} {
 		if v == "" {
 			continue
 		}
@@ -188,7 +225,55 @@ func (c *Config) Validate() error {
 	if _, err := c.Webhooks(); err != nil {
 		return err
 	}
+	if _, err := c.Networks(); err != nil {
+		return err
+	}
+	switch c.DigestOffer {
+	case "md5", "sha256", "both":
+	default:
+		return fmt.Errorf("config: digest-offer: %q: want md5, sha256 or both", c.DigestOffer)
+	}
+	if c.BanAfter < 1 {
+		return errors.New("config: ban-after: must be 1 or more, such as 10")
+	}
+	if c.BanWindow <= 0 || c.BanTime <= 0 {
+		return errors.New("config: ban-window and ban-time: must be positive, such as 10m and 15m")
+	}
+	if c.SourceRate < 1 {
+		return errors.New("config: source-rate: must be 1 or more requests a second, such as 50")
+	}
 	return nil
+}
+
+// Networks parses PhoneNetworks.
+func (c *Config) Networks() ([]netip.Prefix, error) {
+	n, err := ParseNetworks(c.PhoneNetworks)
+	if err != nil {
+		return nil, fmt.Errorf("config: phone-networks: %w", err)
+	}
+	return n, nil
+}
+
+// ParseNetworks parses a comma-separated list of CIDR prefixes or single
+// addresses ("" is none), naming the bad entry.
+func ParseNetworks(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			a, aerr := netip.ParseAddr(f)
+			if aerr != nil {
+				return nil, fmt.Errorf("network %q: want CIDR prefixes such as 192.168.1.0/24, comma-separated", f)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }
 
 // Webhooks parses AlertWebhooks. Errors do not repeat the URL: its path

@@ -3,11 +3,13 @@ package pbx
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"strconv"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/sekisho/sekisho/internal/auth"
 	"github.com/sekisho/sekisho/internal/chain"
 	"github.com/sekisho/sekisho/internal/digest"
 	"github.com/sekisho/sekisho/internal/registrar"
@@ -20,24 +22,24 @@ const allow = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, UPDATE, INFO"
 // routes registers one handler per method. Every request goes through
 // exactly one of them.
 func (s *Server) routes() {
-	s.sip.OnRegister(s.onRegister)
-	s.sip.OnInvite(s.onInvite)
-	s.sip.OnAck(s.onInDialog)
-	s.sip.OnBye(s.onInDialog)
-	s.sip.OnCancel(func(req *sip.Request, tx sip.ServerTransaction) {
+	s.sip.OnRegister(s.door(s.onRegister))
+	s.sip.OnInvite(s.door(s.onInvite))
+	s.sip.OnAck(s.door(s.onInDialog))
+	s.sip.OnBye(s.door(s.onInDialog))
+	s.sip.OnCancel(s.door(func(req *sip.Request, tx sip.ServerTransaction) {
 		// A CANCEL that matched an INVITE was answered by the
 		// transaction layer; one that reaches here matches nothing.
 		tx.Respond(response.New(req, 481))
-	})
-	s.sip.OnOptions(s.onOptions)
-	for _, m := range []sip.RequestMethod{sip.UPDATE, sip.INFO, sip.REFER, sip.MESSAGE, sip.NOTIFY, sip.PRACK} {
-		s.sip.OnRequest(m, s.onInDialog)
+	}))
+	s.sip.OnOptions(s.door(s.onOptions))
+	for _, m := range []sip.RequestMethod{sip.UPDATE, sip.INFO, sip.REFER, sip.MESSAGE, sip.NOTIFY, sip.PRACK, sip.SUBSCRIBE, sip.PUBLISH} {
+		s.sip.OnRequest(m, s.door(s.onInDialog))
 	}
-	s.sip.OnNoRoute(func(req *sip.Request, tx sip.ServerTransaction) {
+	s.sip.OnNoRoute(s.door(func(req *sip.Request, tx sip.ServerTransaction) {
 		res := response.New(req, 405)
 		res.AppendHeader(sip.NewHeader("Allow", allow))
 		tx.Respond(res)
-	})
+	}))
 }
 
 func hasToTag(req *sip.Request) bool {
@@ -90,9 +92,10 @@ func (s *Server) onRegister(req *sip.Request, tx sip.ServerTransaction) {
 	defer cancel()
 	to := req.To()
 	aor := to.Address.User
-	r := s.auth.Check(ctx, "REGISTER", headerValue(req, "Authorization"))
+	src := sourceOf(req)
+	r := s.auth.Check(ctx, auth.Request{Method: "REGISTER", Header: headerValue(req, "Authorization"), Source: src, Secure: isSecure(req)})
 	if r.Outcome != digest.OK {
-		v := s.auth.Verdict(ctx, r, aor)
+		v := s.auth.Verdict(r)
 		s.log.Debug("registrar: challenge", "aor", aor, "source", req.Source(), "reason", r.Reason)
 		tx.Respond(response.ForVerdict(req, v))
 		return
@@ -163,6 +166,9 @@ func (s *Server) onRegister(req *sip.Request, tx sip.ServerTransaction) {
 		tx.Respond(response.New(req, 500))
 		return
 	}
+	if len(rr.Changes) > 0 {
+		s.noteSource(ctx, aor, src)
+	}
 	res := response.New(req, 200)
 	now := time.Now()
 	for _, b := range bindings {
@@ -177,6 +183,26 @@ func (s *Server) onRegister(req *sip.Request, tx sip.ServerTransaction) {
 	res.AppendHeader(sip.NewHeader("Date", now.UTC().Format(time.RFC1123)))
 	tx.Respond(res)
 	s.log.Debug("registrar: ok", "aor", aor, "contacts", len(bindings), "source", req.Source())
+}
+
+// isSecure reports whether req arrived over TLS.
+func isSecure(req *sip.Request) bool {
+	t := req.Transport()
+	return t == "TLS" || t == "WSS"
+}
+
+// noteSource raises an alert the first time extension aor registers from
+// an address it never used: a phone does not move often, stolen
+// credentials do.
+func (s *Server) noteSource(ctx context.Context, aor string, src netip.Addr) {
+	first, err := s.store.NoteSource(ctx, aor, src.String(), time.Now())
+	if err != nil {
+		s.log.Error("registrar: could not note the source", "aor", aor, "err", err)
+		return
+	}
+	if first {
+		s.alerts.Raise(ctx, "new-source", "extension "+aor, "registered from "+src.String()+", an address it never used before")
+	}
 }
 
 // dialled is the text the caller dialled: the user part of a sip: or sips:
@@ -218,6 +244,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		Method:     string(req.Method),
 		Source:     req.Source(),
 		Transport:  req.Transport(),
+		Secure:     isSecure(req),
 		FromUser:   req.From().Address.User,
 		Dialled:    dialled(req.Recipient),
 		AuthHeader: headerValue(req, "Proxy-Authorization"),

@@ -6,6 +6,7 @@ package pbx
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -25,8 +26,10 @@ import (
 	"github.com/sekisho/sekisho/internal/cdr"
 	"github.com/sekisho/sekisho/internal/chain"
 	"github.com/sekisho/sekisho/internal/config"
+	"github.com/sekisho/sekisho/internal/credential"
 	"github.com/sekisho/sekisho/internal/dialplan"
 	"github.com/sekisho/sekisho/internal/digest"
+	"github.com/sekisho/sekisho/internal/guard"
 	"github.com/sekisho/sekisho/internal/limits"
 	"github.com/sekisho/sekisho/internal/media"
 	"github.com/sekisho/sekisho/internal/policy"
@@ -50,6 +53,7 @@ type Server struct {
 	b2b    *b2bua.B2BUA
 	cdrs   *cdr.Writer
 	book   *policy.Book
+	guard  *guard.Guard
 	keeper *limits.Keeper
 	alerts *alert.Notifier
 
@@ -116,7 +120,6 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	s.reg = registrar.New(registrar.Limits{})
-	s.auth = auth.New(ver, st, log)
 	s.plan = dialplan.New(cfg.Region).WithOutsidePrefix(cfg.OutsidePrefix)
 	s.book = policy.NewBook(st)
 	if err := s.book.Reload(ctx); err != nil {
@@ -135,6 +138,26 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	s.alerts = alert.New(st, hooks, key, cfg.Realm, log)
+	scanners, err := loadScanners(cfg.Data)
+	if err != nil {
+		return fmt.Errorf("pbx: scanner list: %w", err)
+	}
+	gcfg := guard.DefaultConfig()
+	gcfg.BanAfter, gcfg.Window, gcfg.BanTime = cfg.BanAfter, time.Duration(cfg.BanWindow), time.Duration(cfg.BanTime)
+	gcfg.ScannerBan = cfg.ScannerBan
+	gcfg.Rate, gcfg.Burst = float64(cfg.SourceRate), float64(4*cfg.SourceRate)
+	gcfg.TrunkRate, gcfg.TrunkBurst = float64(40*cfg.SourceRate), float64(160*cfg.SourceRate)
+	if s.guard, err = guard.New(ctx, gcfg, st, s.alerts, s.trunks.IsPeer, scanners, log); err != nil {
+		return err
+	}
+	nets, _ := cfg.Networks() // validated above
+	s.auth = auth.New(ver, st, auth.Config{
+		Offer: credential.Offer(cfg.DigestOffer), PhoneNetworks: nets, TLSOutside: cfg.TLSOutside,
+		OnFailure: func(ctx context.Context, src netip.Addr, user, reason string) {
+			s.log.Info("auth: failed", "source", src, "user", user, "reason", reason)
+			s.guard.Failure(ctx, src, user)
+		},
+	}, log)
 	s.chain = newChain(s)
 	s.cdrs = cdr.NewWriter(st, log)
 
@@ -145,6 +168,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		if udp, err = listenUDP(ctx, cfg.SIPUDP, cfg.UDPBuffer); err != nil {
 			return fmt.Errorf("pbx: listen sip-udp %s: %w", cfg.SIPUDP, err)
 		}
+		udp = guardedConn{PacketConn: udp, g: s.guard}
 	}
 	if cfg.SIPTCP != "" {
 		if tcp, err = net.Listen("tcp", cfg.SIPTCP); err != nil {
@@ -153,8 +177,21 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 			}
 			return fmt.Errorf("pbx: listen sip-tcp %s: %w", cfg.SIPTCP, err)
 		}
+		tcp = guardedListener{Listener: tcp, g: s.guard, idle: tcpIdle}
 	}
 	host, port := advertise(cfg.Advertise, udp, tcp)
+	var tlsL net.Listener
+	if cfg.SIPTLS != "" {
+		cert, err := serverCert(cfg.Data, cfg.TLSCert, cfg.TLSKey, host)
+		if err != nil {
+			return err
+		}
+		raw, err := net.Listen("tcp", cfg.SIPTLS)
+		if err != nil {
+			return fmt.Errorf("pbx: listen sip-tls %s: %w", cfg.SIPTLS, err)
+		}
+		tlsL = tls.NewListener(guardedListener{Listener: raw, g: s.guard, idle: tcpIdle}, tlsConfig(cert))
+	}
 
 	sip.SetDefaultLogger(log.With("component", "sipgo"))
 	s.ua, err = sipgo.NewUA(sipgo.WithUserAgent("sekisho"), sipgo.WithUserAgentHostname(host))
@@ -200,6 +237,9 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if tcp != nil {
 		go func() { serveErr <- s.sip.ServeTCP(tcp) }()
 	}
+	if tlsL != nil {
+		go func() { serveErr <- s.sip.ServeTLS(tlsL) }()
+	}
 	sweepCtx, stopSweep := context.WithCancel(context.Background())
 	go s.sweep(sweepCtx)
 	regs.Sync(sweepCtx)
@@ -210,10 +250,14 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		if err := s.book.Reload(sweepCtx); err != nil && sweepCtx.Err() == nil {
 			log.Error("pbx: policy reload failed; the previous policy stays in force", "err", err)
 		}
+		// Bans added or lifted with the CLI.
+		if err := s.guard.Reload(sweepCtx); err != nil && sweepCtx.Err() == nil {
+			log.Error("pbx: ban reload failed; the previous bans stay in force", "err", err)
+		}
 	})
 	go s.alerts.Run(sweepCtx)
 
-	log.Info("sekisho ready", "udp", addrOf(udp), "tcp", addrOfL(tcp), "advertise", net.JoinHostPort(host, strconv.Itoa(port)),
+	log.Info("sekisho ready", "udp", addrOf(udp), "tcp", addrOfL(tcp), "tls", addrOfL(tlsL), "advertise", net.JoinHostPort(host, strconv.Itoa(port)),
 		"region", cfg.Region, "data", cfg.Data, "chain", s.chain.Names())
 
 	var runErr error
@@ -242,6 +286,9 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	if tcp != nil {
 		tcp.Close()
+	}
+	if tlsL != nil {
+		tlsL.Close()
 	}
 	stopCDR()
 	<-cdrDone

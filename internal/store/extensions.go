@@ -29,6 +29,9 @@ type Extension struct {
 	SuspendReason string
 	// Unlocked is when a person last lifted a suspension.
 	Unlocked time.Time
+	// Networks are the CIDR prefixes this extension may register and call
+	// from, comma-separated; "" means the PBX's phone networks.
+	Networks string
 	Created  time.Time
 	Updated  time.Time
 }
@@ -46,9 +49,9 @@ func (s *Store) AddExtension(ctx context.Context, e Extension) error {
 // existing extension.
 func (s *Store) UpdateExtension(ctx context.Context, e Extension) error {
 	res, err := s.db.ExecContext(ctx, `UPDATE extensions SET
-		name = ?, realm = ?, ha1_md5 = ?, ha1_sha256 = ?, digest = ?, updated_at = ?, class = ?, countries = ?, profile = ?
+		name = ?, realm = ?, ha1_md5 = ?, ha1_sha256 = ?, digest = ?, updated_at = ?, class = ?, countries = ?, profile = ?, networks = ?
 		WHERE number = ?`,
-		e.Name, e.Realm, e.HA1MD5, e.HA1SHA256, e.Digest, unixMilli(time.Now()), e.Class, e.Countries, e.Profile, e.Number)
+		e.Name, e.Realm, e.HA1MD5, e.HA1SHA256, e.Digest, unixMilli(time.Now()), e.Class, e.Countries, e.Profile, e.Networks, e.Number)
 	if err != nil {
 		return fmt.Errorf("store: update extension %s: %w", e.Number, err)
 	}
@@ -64,13 +67,13 @@ func (s *Store) DeleteExtension(ctx context.Context, number string) error {
 }
 
 const extColumns = `number, name, realm, ha1_md5, ha1_sha256, digest, created_at, updated_at, class, countries,
-	profile, suspended_at, suspend_reason, unlocked_at`
+	profile, suspended_at, suspend_reason, unlocked_at, networks`
 
 func scanExtension(row interface{ Scan(...any) error }) (Extension, error) {
 	var e Extension
 	var created, updated, suspended, unlocked sql.NullInt64
 	err := row.Scan(&e.Number, &e.Name, &e.Realm, &e.HA1MD5, &e.HA1SHA256, &e.Digest, &created, &updated, &e.Class, &e.Countries,
-		&e.Profile, &suspended, &e.SuspendReason, &unlocked)
+		&e.Profile, &suspended, &e.SuspendReason, &unlocked, &e.Networks)
 	e.Created, e.Updated = fromMilli(created), fromMilli(updated)
 	e.Suspended, e.Unlocked = fromMilli(suspended), fromMilli(unlocked)
 	return e, err

@@ -221,6 +221,24 @@ var migrations = []string{
 	ALTER TABLE cdr ADD COLUMN cost INTEGER NOT NULL DEFAULT 0;`,
 	// 6: how each trunk wants numbers written.
 	`ALTER TABLE trunks ADD COLUMN number_format TEXT NOT NULL DEFAULT 'mixed';`,
+	// 7: intrusion prevention. Bans (kept after they expire, so a repeat
+	// offender's ban grows across restarts), where each extension may
+	// come from, and the addresses each extension has registered from.
+	`CREATE TABLE bans (
+		address    TEXT PRIMARY KEY,
+		until      INTEGER NOT NULL,
+		reason     TEXT NOT NULL,
+		offences   INTEGER NOT NULL DEFAULT 1,
+		created_at INTEGER NOT NULL,
+		by         TEXT NOT NULL DEFAULT 'pbx'
+	);
+	CREATE TABLE ext_sources (
+		number     TEXT NOT NULL,
+		address    TEXT NOT NULL,
+		first_seen INTEGER NOT NULL,
+		PRIMARY KEY (number, address)
+	);
+	ALTER TABLE extensions ADD COLUMN networks TEXT NOT NULL DEFAULT '';`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

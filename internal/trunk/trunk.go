@@ -115,6 +115,14 @@ func (d *Directory) FromSource(source string) (Trunk, bool) {
 	return d.trunks[i], true
 }
 
+// IsPeer reports whether a is the address of a trunk peer.
+func (d *Directory) IsPeer(a netip.Addr) bool {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	_, ok := d.bySrc[a.Unmap()]
+	return ok
+}
+
 // Outbound returns the trunk that carries outbound calls: the first by
 // name. ok is false when there is none.
 func (d *Directory) Outbound() (Trunk, bool) {
