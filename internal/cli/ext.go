@@ -194,7 +194,7 @@ func extPasswd(ctx context.Context, env Env, c common, number, file string) erro
 		if pw, err = readSecretFile(file); err != nil {
 			return err
 		}
-		if err := credential.CheckChosen(number, pw); err != nil {
+		if err := credential.CheckChosen(number, pw, e.Name); err != nil {
 			return fmt.Errorf("--password-file: %w", err)
 		}
 	} else if pw, err = credential.NewPassword(); err != nil {

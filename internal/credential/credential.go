@@ -7,11 +7,13 @@ import (
 	"crypto/md5"
 	"crypto/rand"
 	"crypto/sha256"
+	_ "embed"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/big"
 	"strings"
+	"unicode"
 )
 
 // Algorithm is a digest algorithm name as it appears on the wire.
@@ -96,16 +98,77 @@ var ErrWeakPassword = errors.New("credential: password too weak")
 // MinPasswordLength is the shortest password a person may set.
 const MinPasswordLength = 16
 
-// CheckChosen refuses a person-chosen password that is short or contains
-// the user name. It stops the cheapest svcrack guesses (user = password).
-func CheckChosen(user, password string) error {
+// CheckChosen refuses a person-chosen password that guessing tools would
+// find early: shorter than MinPasswordLength, containing the extension
+// number or any of names (display name, user name), built on a common
+// password from the bundled list (case, and digits or symbols at the ends,
+// ignored; repetitions too), or made of fewer than six different
+// characters. In the incident, changed passwords were broken too.
+func CheckChosen(user, password string, names ...string) error {
 	if len(password) < MinPasswordLength {
 		return fmt.Errorf("%w: shorter than %d characters", ErrWeakPassword, MinPasswordLength)
 	}
-	if user != "" && strings.Contains(strings.ToLower(password), strings.ToLower(user)) {
+	low := strings.ToLower(password)
+	if user != "" && strings.Contains(low, strings.ToLower(user)) {
 		return fmt.Errorf("%w: contains the extension number", ErrWeakPassword)
 	}
+	for _, n := range names {
+		if n = strings.ToLower(strings.TrimSpace(n)); len(n) >= 3 && strings.Contains(low, n) {
+			return fmt.Errorf("%w: contains the name %q", ErrWeakPassword, n)
+		}
+	}
+	distinct := map[rune]bool{}
+	for _, r := range low {
+		distinct[r] = true
+	}
+	if len(distinct) < 6 {
+		return fmt.Errorf("%w: fewer than 6 different characters", ErrWeakPassword)
+	}
+	if base := commonBase(low); base != "" {
+		return fmt.Errorf("%w: built on the common password %q", ErrWeakPassword, base)
+	}
 	return nil
+}
+
+//go:embed common.txt
+var commonText string
+
+var common = func() map[string]bool {
+	m := map[string]bool{}
+	for _, l := range strings.Split(commonText, "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+			m[l] = true
+		}
+	}
+	return m
+}()
+
+// commonBase returns the common password low is built on, or "".
+func commonBase(low string) string {
+	core := strings.TrimFunc(low, func(r rune) bool { return !unicode.IsLetter(r) })
+	if core == "" {
+		return ""
+	}
+	// "passwordpassword", "qwertyqwerty": a word repeated.
+	for n := 1; n <= len(core)/2; n++ {
+		if len(core)%n == 0 && strings.Repeat(core[:n], len(core)/n) == core {
+			core = core[:n]
+			break
+		}
+	}
+	if common[core] {
+		return core
+	}
+	// "Password!2024#Welcome": two common words around digits.
+	words := strings.FieldsFunc(core, func(r rune) bool { return !unicode.IsLetter(r) })
+	all := len(words) > 0
+	for _, w := range words {
+		all = all && common[w]
+	}
+	if all {
+		return strings.Join(words, "+")
+	}
+	return ""
 }
 
 // HA1 returns hex H(user:realm:password) for algorithm a (RFC 7616 3.4.2).

@@ -44,8 +44,16 @@ func TestCheckChosen(t *testing.T) {
 		{"201", "short", false},
 		{"201", "my-phone-201-password", false},
 		{"201", "a-long-enough-secret", true},
+		{"201", "Tanaka-office-line-7", false}, // contains the display name
+		{"201", "passwordpassword", false},     // a common word repeated
+		{"201", "Password!20242024", false},    // a common word with digits
+		{"201", "qwertyuiop123456", false},     // a keyboard walk
+		{"201", "Welcome2024Sakura", false},    // two common words
+		{"201", "1111111111111111", false},     // one character
+		{"201", "1212121212121212", false},     // too few different characters
+		{"201", "vivid-otter-31-lamp", true},
 	} {
-		err := CheckChosen(tt.user, tt.pw)
+		err := CheckChosen(tt.user, tt.pw, "Tanaka")
 		if (err == nil) != tt.ok || (err != nil && !errors.Is(err, ErrWeakPassword)) {
 			t.Errorf("CheckChosen(%q, %q) = %v", tt.user, tt.pw, err)
 		}
