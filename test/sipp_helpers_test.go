@@ -50,6 +50,11 @@ type sippSpec struct {
 	Sets     map[string]string // -set NAME VALUE (global scenario variables)
 	PauseMS  int               // -d: length of <pause/> in milliseconds
 	Rate     int               // -r: new calls per second; 0 keeps SIPp's default
+	// For a flood: no per-message traces (they would cost more than the
+	// flood), a short receive timeout, and a cap on calls open at once.
+	Quiet         bool
+	RecvTimeoutMS int // 0: sippRecvTimeout
+	Limit         int // -l; 0: SIPp's default
 }
 
 // sippProc is a running SIPp process.
@@ -118,13 +123,23 @@ func startSIPp(t *testing.T, s sippSpec) *sippProc {
 		"-buff_size", "4194304",
 		"-timeout", fmt.Sprintf("%ds", int(sippGlobalTimeout.Seconds())),
 		"-timeout_error",
-		"-recv_timeout", strconv.Itoa(int(sippRecvTimeout.Milliseconds())),
-		"-trace_err", "-error_file", filepath.Join(dir, "errors.log"),
-		"-trace_msg", "-message_file", filepath.Join(dir, "messages.log"),
-		"-trace_logs", "-log_file", filepath.Join(dir, "actions.log"),
 		"-trace_screen", "-screen_file", filepath.Join(dir, "screen.log"),
 		"-trace_stat", "-stf", filepath.Join(dir, "stats.csv"),
 	)
+	recv := sippRecvTimeout.Milliseconds()
+	if s.RecvTimeoutMS > 0 {
+		recv = int64(s.RecvTimeoutMS)
+	}
+	args = append(args, "-recv_timeout", strconv.FormatInt(recv, 10))
+	if !s.Quiet {
+		args = append(args,
+			"-trace_err", "-error_file", filepath.Join(dir, "errors.log"),
+			"-trace_msg", "-message_file", filepath.Join(dir, "messages.log"),
+			"-trace_logs", "-log_file", filepath.Join(dir, "actions.log"))
+	}
+	if s.Limit > 0 {
+		args = append(args, "-l", strconv.Itoa(s.Limit))
+	}
 	if s.Service != "" {
 		args = append(args, "-s", s.Service)
 	}

@@ -298,7 +298,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if left > 0 {
 		return errors.Join(runErr, fmt.Errorf("pbx: %d call record writes could not be committed (see errors above)", left))
 	}
-	log.Info("pbx: stopped", "calls_hung_up", ended)
+	log.Info("pbx: stopped", "calls_hung_up", ended, "guard_dropped", s.guard.Dropped())
 	return runErr
 }
 
