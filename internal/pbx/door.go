@@ -1,6 +1,7 @@
 package pbx
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net"
@@ -81,25 +82,65 @@ func (l guardedListener) Accept() (net.Conn, error) {
 	}
 }
 
-// idleConn pushes its read deadline forward once bytes have arrived. The
-// first read (a TLS handshake, or the first request) has firstRead: a
-// half-open handshake ties up a socket for seconds, not minutes.
+// idleConn bounds a stream connection in time. The first read (a TLS
+// handshake, or the first request) has firstRead, so a half-open handshake
+// ties a socket up for seconds; after that the connection may be silent
+// for idle between messages; and a message must be whole within
+// slowMessage of its first byte, so a peer dribbling one byte at a time
+// (slowloris) cannot hold a connection and a parser buffer for ever.
+// Message size is bounded by sipgo's parser (64 KiB).
 type idleConn struct {
 	net.Conn
-	idle time.Duration
-	seen bool
+	idle     time.Duration
+	seen     bool
+	msgStart time.Time // first byte of a message whose headers have not ended
+	tail     []byte    // last bytes read, to find a header end split across reads
 }
 
+// errSlowMessage ends a connection whose message takes too long to arrive.
+var errSlowMessage = errors.New("pbx: message not complete in time; connection closed")
+
 func (c *idleConn) Read(b []byte) (int, error) {
+	now := time.Now()
 	if c.seen {
-		c.Conn.SetReadDeadline(time.Now().Add(c.idle))
+		deadline := now.Add(c.idle)
+		if !c.msgStart.IsZero() {
+			deadline = c.msgStart.Add(slowMessage)
+		}
+		c.Conn.SetReadDeadline(deadline)
 	}
 	n, err := c.Conn.Read(b)
 	if n > 0 {
 		c.seen = true
+		c.track(b[:n], now)
+		if !c.msgStart.IsZero() && time.Since(c.msgStart) > slowMessage {
+			c.Conn.Close()
+			return 0, errSlowMessage
+		}
 	}
 	return n, err
 }
+
+// track notes whether data ends the headers of the message in progress
+// (or is only keep-alive CRLFs); otherwise it starts or continues one.
+func (c *idleConn) track(data []byte, now time.Time) {
+	joined := append(c.tail, data...)
+	switch {
+	case bytes.Contains(joined, []byte("\r\n\r\n")):
+		c.msgStart = time.Time{}
+	case len(bytes.Trim(data, "\r\n")) == 0:
+		// Keep-alive (RFC 5626 double CRLF): not a message.
+	case c.msgStart.IsZero():
+		c.msgStart = now
+	}
+	if len(joined) > 3 {
+		joined = joined[len(joined)-3:]
+	}
+	c.tail = append(c.tail[:0], joined...)
+}
+
+// slowMessage is how long the headers of one message may take to arrive.
+const slowMessage = 20 * time.Second
 
 // firstRead is how long a new connection may take to say anything.
 const firstRead = 10 * time.Second
@@ -135,4 +176,14 @@ func (s *Server) door(h sipgo.RequestHandler) sipgo.RequestHandler {
 		}
 		h(req, tx)
 	}
+}
+
+// inPhoneNetworks reports whether a is in the configured phone networks.
+func (s *Server) inPhoneNetworks(a netip.Addr) bool {
+	for _, n := range s.phoneNets {
+		if n.Contains(a) {
+			return true
+		}
+	}
+	return false
 }

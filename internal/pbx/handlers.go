@@ -59,7 +59,14 @@ func headerValue(req *sip.Request, name string) string {
 }
 
 // onOptions answers keep-alives and capability queries (RFC 3261 11.2).
+//
+// Only phones (from the phone networks) and trunk peers get an answer: to
+// anyone else an OPTIONS is how a scanner (svmap) finds a PBX, and
+// silence tells it nothing.
 func (s *Server) onOptions(req *sip.Request, tx sip.ServerTransaction) {
+	if src := sourceOf(req); !s.inPhoneNetworks(src) && !s.trunks.IsPeer(src) {
+		return
+	}
 	res := response.New(req, 200)
 	res.AppendHeader(sip.NewHeader("Allow", allow))
 	res.AppendHeader(sip.NewHeader("Accept", "application/sdp"))

@@ -54,8 +54,10 @@ type Server struct {
 	cdrs   *cdr.Writer
 	book   *policy.Book
 	guard  *guard.Guard
-	keeper *limits.Keeper
-	alerts *alert.Notifier
+	// phoneNets are where phones may come from (--phone-networks).
+	phoneNets []netip.Prefix
+	keeper    *limits.Keeper
+	alerts    *alert.Notifier
 
 	ua     *sipgo.UserAgent
 	sip    *sipgo.Server
@@ -151,6 +153,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	nets, _ := cfg.Networks() // validated above
+	s.phoneNets = nets
 	s.auth = auth.New(ver, st, auth.Config{
 		Offer: credential.Offer(cfg.DigestOffer), PhoneNetworks: nets, TLSOutside: cfg.TLSOutside,
 		OnFailure: func(ctx context.Context, src netip.Addr, user, reason string) {
