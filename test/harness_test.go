@@ -114,7 +114,14 @@ func (p *PBX) Log() string {
 // serve flags; it is stopped (SIGTERM) when the test ends.
 func startPBX(t *testing.T, extra ...string) *PBX {
 	t.Helper()
-	p := &PBX{Data: t.TempDir(), IP: "127.0.0.1", done: make(chan struct{})}
+	return startPBXIn(t, t.TempDir(), extra...)
+}
+
+// startPBXIn starts sekisho on the data directory dir (one a stopped PBX
+// used, to test what survives a restart).
+func startPBXIn(t *testing.T, dir string, extra ...string) *PBX {
+	t.Helper()
+	p := &PBX{Data: dir, IP: "127.0.0.1", done: make(chan struct{})}
 	p.Port = freePort(t, p.IP)
 	addr := p.SIPAddr()
 	p.TLSPort = freePort(t, p.IP)
