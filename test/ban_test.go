@@ -61,3 +61,31 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(500 * time.Millisecond)
 	}
 }
+
+// TestNewSourceAlert: an extension's first address starts its history
+// quietly; a registration from a second address it never used is an alert.
+func TestNewSourceAlert(t *testing.T) {
+	requireTool(t, "sipp")
+	p := startPBX(t)
+	pw := p.AddExt(t, "201")
+	kinds := func() []string {
+		var as []struct{ Kind, Subject string }
+		json.Unmarshal(p.run(t, "alert", "list", "--json"), &as)
+		var out []string
+		for _, a := range as {
+			out = append(out, a.Kind+" "+a.Subject)
+		}
+		return out
+	}
+	registerSIPp(t, p, "201", pw, callerIP, freePort(t, callerIP), 600)
+	registerSIPp(t, p, "201", pw, callerIP, freePort(t, callerIP), 600) // same address, new port
+	time.Sleep(500 * time.Millisecond)
+	if got := kinds(); len(got) != 0 {
+		t.Fatalf("alerts after registrations from one address: %v", got)
+	}
+	registerSIPp(t, p, "201", pw, "127.0.2.9", freePort(t, "127.0.2.9"), 600)
+	waitFor(t, "the new-source alert", func() bool {
+		got := kinds()
+		return len(got) == 1 && got[0] == "new-source extension 201"
+	})
+}

@@ -3,6 +3,7 @@ package pbx
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"strconv"
 	"time"
@@ -174,7 +175,7 @@ func (s *Server) onRegister(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	if len(rr.Changes) > 0 {
-		s.noteSource(ctx, aor, src)
+		s.noteSource(aor, src)
 	}
 	res := response.New(req, 200)
 	now := time.Now()
@@ -199,17 +200,30 @@ func isSecure(req *sip.Request) bool {
 }
 
 // noteSource raises an alert the first time extension aor registers from
-// an address it never used: a phone does not move often, stolen
-// credentials do.
-func (s *Server) noteSource(ctx context.Context, aor string, src netip.Addr) {
-	first, err := s.store.NoteSource(ctx, aor, src.String(), time.Now())
-	if err != nil {
-		s.log.Error("registrar: could not note the source", "aor", aor, "err", err)
+// an address it never used, once it has registered from some other
+// address before (its very first address is history starting, not news):
+// a phone does not move often, stolen credentials do. It runs beside the
+// registration, never in its way, and known pairs are remembered in
+// memory so a refresh costs no database write.
+func (s *Server) noteSource(aor string, src netip.Addr) {
+	key := aor + "|" + src.String()
+	if _, seen := s.sources.LoadOrStore(key, struct{}{}); seen {
 		return
 	}
-	if first {
-		s.alerts.Raise(ctx, "new-source", "extension "+aor, "registered from "+src.String()+", an address it never used before")
-	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		first, others, err := s.store.NoteSource(ctx, aor, src.String(), time.Now())
+		if err != nil {
+			s.sources.Delete(key) // try again on the next registration
+			s.log.Error("registrar: could not note the source", "aor", aor, "err", err)
+			return
+		}
+		if first && others > 0 {
+			s.alerts.Raise(ctx, "new-source", "extension "+aor,
+				fmt.Sprintf("registered from %s, an address it never used before (%d known)", src, others))
+		}
+	}()
 }
 
 // dialled is the text the caller dialled: the user part of a sip: or sips:

@@ -56,6 +56,9 @@ type Server struct {
 	guard  *guard.Guard
 	// phoneNets are where phones may come from (--phone-networks).
 	phoneNets []netip.Prefix
+	// sources remembers the (extension, address) pairs already in the
+	// store, "201|192.0.2.7" -> struct{}.
+	sources sync.Map
 	keeper    *limits.Keeper
 	alerts    *alert.Notifier
 

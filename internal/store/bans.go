@@ -66,14 +66,21 @@ func (s *Store) Unban(ctx context.Context, address string, now time.Time) error 
 	return nil
 }
 
-// NoteSource records that extension number registered from address and
-// reports whether that was the first time.
-func (s *Store) NoteSource(ctx context.Context, number, address string, at time.Time) (bool, error) {
+// NoteSource records that extension number registered from address. It
+// reports whether the address is new for the extension and, if so, how
+// many other addresses it had registered from before.
+func (s *Store) NoteSource(ctx context.Context, number, address string, at time.Time) (bool, int, error) {
 	res, err := s.db.ExecContext(ctx, `INSERT OR IGNORE INTO ext_sources (number, address, first_seen) VALUES (?, ?, ?)`,
 		number, address, unixMilli(at))
 	if err != nil {
-		return false, fmt.Errorf("store: note source of %s: %w", number, err)
+		return false, 0, fmt.Errorf("store: note source of %s: %w", number, err)
 	}
-	n, _ := res.RowsAffected()
-	return n == 1, nil
+	if n, _ := res.RowsAffected(); n == 0 {
+		return false, 0, nil
+	}
+	var others int
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) - 1 FROM ext_sources WHERE number = ?`, number).Scan(&others); err != nil {
+		return true, 0, fmt.Errorf("store: count sources of %s: %w", number, err)
+	}
+	return true, others, nil
 }
