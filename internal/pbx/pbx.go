@@ -59,8 +59,8 @@ type Server struct {
 	// sources remembers the (extension, address) pairs already in the
 	// store, "201|192.0.2.7" -> struct{}.
 	sources sync.Map
-	keeper    *limits.Keeper
-	alerts    *alert.Notifier
+	keeper  *limits.Keeper
+	alerts  *alert.Notifier
 
 	ua     *sipgo.UserAgent
 	sip    *sipgo.Server
