@@ -61,6 +61,9 @@ Commands:
   sekisho ban list [--all]
   sekisho ban add ADDRESS [--for DURATION] [--reason TEXT]
   sekisho ban del ADDRESS
+  sekisho audit list [--type T] [--source S] [--since D] [--limit N]
+  sekisho audit verify [--against EXPORT]        check the evidence log's chain and signed checkpoints
+  sekisho audit export [--out FILE]
 
 LIMITS are --max-calls N --intl-per-minute N --intl-per-hour N --same-prefix N
 --distinct-per-hour N --daily-spend N (0: no limit).
@@ -73,6 +76,12 @@ and --json for machine-readable output.
 // the process exit code.
 func Main(args []string, env Env) int {
 	err := run(args, env)
+	if err == nil {
+		// A change that cannot be written down is reported, not hidden.
+		if aerr := recordChange(args); aerr != nil {
+			err = fmt.Errorf("the change was made but could not be written to the evidence log: %w", aerr)
+		}
+	}
 	if err == nil || errors.Is(err, flag.ErrHelp) {
 		return 0 // --help printed the usage it was asked for
 	}
@@ -111,6 +120,8 @@ func run(args []string, env Env) error {
 		return alertCmd(args[1:], env)
 	case "ban":
 		return banCmd(args[1:], env)
+	case "audit":
+		return auditCmd(args[1:], env)
 	case "help", "-h", "--help":
 		fmt.Fprint(env.Stdout, usage)
 		return nil

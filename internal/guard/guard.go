@@ -51,6 +51,8 @@ type Config struct {
 	MaxSources int
 	// ScannerBan bans a source on its first request from a known scanner.
 	ScannerBan bool
+	// OnBan is told of every ban that starts, for the evidence log.
+	OnBan func(store.Ban)
 }
 
 // DefaultConfig is what sekisho runs with unless told otherwise.
@@ -387,6 +389,9 @@ func (g *Guard) Ban(ctx context.Context, addr netip.Addr, reason string, d time.
 		g.log.Error("guard: could not store ban", "source", b.Address, "err", err)
 	}
 	g.log.Warn("guard: banned", "source", b.Address, "until", b.Until.UTC().Format(time.RFC3339), "offences", b.Offences, "reason", reason)
+	if g.cfg.OnBan != nil {
+		g.cfg.OnBan(b)
+	}
 	return b
 }
 

@@ -334,10 +334,15 @@ func (k *Keeper) Reserve(a *chain.Attempt) Decision {
 
 func hasKey(m map[string]time.Time, k string) bool { _, ok := m[k]; return ok }
 
+// Evidence reports whether the evidence log is being written.
+// *audit.Recorder satisfies it.
+type Evidence interface{ Healthy() bool }
+
 // Stage is the limits stage of the call chain.
 type Stage struct {
-	Keeper  *Keeper
-	Actions Actions
+	Keeper   *Keeper
+	Actions  Actions
+	Evidence Evidence // nil: not checked
 }
 
 // Name implements chain.Stage.
@@ -345,6 +350,11 @@ func (Stage) Name() string { return "limits" }
 
 // Run implements chain.Stage.
 func (s Stage) Run(ctx context.Context, a *chain.Attempt) chain.Verdict {
+	if s.Evidence != nil && !s.Evidence.Healthy() && a.Direction() == "outbound" && a.Dest.Kind != chain.KindEmergency {
+		// Fail closed: while nothing can be written down, no call that
+		// costs money is placed. Internal and emergency calls go on.
+		return chain.Deny(503, "limits: the evidence log cannot be written; outside calls refused until it can")
+	}
 	d := s.Keeper.Reserve(a)
 	if d.Breach != nil && s.Actions != nil {
 		var err error

@@ -292,3 +292,25 @@ func BenchmarkReserve(b *testing.B) {
 		a.Hold.Settle(0) // unanswered: no spend, so the loop never hits the cap
 	}
 }
+
+type evidence bool
+
+func (e evidence) Healthy() bool { return bool(e) }
+
+// TestNoEvidenceNoOutsideCalls: while the evidence log cannot be written,
+// outside calls are refused; emergency and internal calls go on.
+func TestNoEvidenceNoOutsideCalls(t *testing.T) {
+	k := NewKeeper(book(policy.Limits{}, nil, policy.Freeze{}), 3*time.Hour, nil)
+	st := Stage{Keeper: k, Evidence: evidence(false)}
+	p := unlimited(policy.Default())
+	if v := st.Run(context.Background(), attempt("201", "00312345678", p)); v.Status != 503 {
+		t.Fatalf("outside call with no evidence log: %+v", v)
+	}
+	if v := st.Run(context.Background(), attempt("201", "110", p)); v.Action != chain.Continue {
+		t.Fatalf("emergency call refused: %+v", v)
+	}
+	internal := &chain.Attempt{Caller: "201", Dest: plan.Canonical("202"), Targets: []chain.Target{{Extension: "202"}}}
+	if v := st.Run(context.Background(), internal); v.Action != chain.Continue {
+		t.Fatalf("internal call refused: %+v", v)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/sekisho/sekisho/internal/audit"
 	"github.com/sekisho/sekisho/internal/b2bua"
 	"github.com/sekisho/sekisho/internal/limits"
 )
@@ -15,6 +16,7 @@ import (
 // a crash after the alert cannot leave the extension open.
 func (s *Server) Suspend(ctx context.Context, ext string, b limits.Breach) error {
 	first, err := s.store.Suspend(ctx, ext, b.Limit+": "+b.Detail, time.Now())
+	s.audit.Record(audit.Event{Type: audit.Suspension, Source: "pbx", Target: "extension " + ext, Detail: b.String()})
 	ended := s.b2b.HangupWhere(func(c b2bua.CallInfo) bool { return c.Caller == ext && c.Outbound },
 		"limits: extension "+ext+" suspended ("+b.Limit+")")
 	if err != nil {
@@ -33,6 +35,7 @@ func (s *Server) Suspend(ctx context.Context, ext string, b limits.Breach) error
 // international calls in progress and raises an alert.
 func (s *Server) FreezeIntl(ctx context.Context, b limits.Breach) error {
 	first, err := s.store.FreezeIntl(ctx, b.String())
+	s.audit.Record(audit.Event{Type: audit.Freeze, Source: "pbx", Target: "calls abroad", Detail: b.String()})
 	ended := s.b2b.HangupWhere(func(c b2bua.CallInfo) bool { return c.International },
 		"limits: international calls frozen ("+b.Limit+")")
 	if err != nil {

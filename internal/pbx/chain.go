@@ -39,7 +39,7 @@ func newChain(s *Server) *chain.Chain {
 		dialplan.Stage{Plan: s.plan},
 		tollgate.Stage{Accounts: s.store, Policy: s.book},
 		route.Stage{Accounts: s.store, Locations: s.reg, Trunks: s.trunks, Plan: s.plan},
-		limits.Stage{Keeper: s.keeper, Actions: s},
+		limits.Stage{Keeper: s.keeper, Actions: s, Evidence: s.audit},
 	)
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/sekisho/sekisho/internal/audit"
 	"github.com/sekisho/sekisho/internal/auth"
 	"github.com/sekisho/sekisho/internal/chain"
 	"github.com/sekisho/sekisho/internal/digest"
@@ -220,10 +221,35 @@ func (s *Server) noteSource(aor string, src netip.Addr) {
 			return
 		}
 		if first && others > 0 {
+			s.audit.Record(audit.Event{Type: audit.NewSource, Source: src.String(), Target: "extension " + aor,
+				Detail: fmt.Sprintf("%d other addresses known", others)})
 			s.alerts.Raise(ctx, "new-source", "extension "+aor,
 				fmt.Sprintf("registered from %s, an address it never used before (%d known)", src, others))
 		}
 	}()
+}
+
+// evidence writes what the evidence log keeps of a call attempt: every
+// refusal after authentication, aggregated per caller and destination,
+// and every call let out abroad, one by one.
+func (s *Server) evidence(a *chain.Attempt, v chain.Verdict) {
+	target := a.Dest.E164
+	if target == "" {
+		target = a.Dest.Number
+	}
+	if target == "" {
+		target = a.Dialled
+	}
+	who := a.Caller
+	if who == "" {
+		who = a.Source
+	}
+	switch {
+	case v.Action == chain.Reject:
+		s.audit.Note(audit.Event{Type: audit.PolicyDenial, Source: who, Target: target, Detail: a.Reasons(), Sample: a.Dialled})
+	case v.Action == chain.Continue && (a.Dest.Kind == chain.KindInternational || a.Dest.Kind == chain.KindPremium):
+		s.audit.Record(audit.Event{Type: audit.CallAbroad, Source: who, Target: target, Detail: a.Dest.Country + "; " + a.Reasons()})
+	}
 }
 
 // dialled is the text the caller dialled: the user part of a sip: or sips:
@@ -295,6 +321,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		}
 	}
 	rec := s.cdrs.Start(r)
+	s.evidence(a, v)
 	if h := a.Hold; h != nil {
 		// Every ending of the attempt finishes its record: settle there,
 		// so no path can keep a reservation or skip a cost.

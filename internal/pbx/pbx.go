@@ -21,6 +21,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/sekisho/sekisho/internal/alert"
+	"github.com/sekisho/sekisho/internal/audit"
 	"github.com/sekisho/sekisho/internal/auth"
 	"github.com/sekisho/sekisho/internal/b2bua"
 	"github.com/sekisho/sekisho/internal/cdr"
@@ -53,6 +54,7 @@ type Server struct {
 	b2b    *b2bua.B2BUA
 	cdrs   *cdr.Writer
 	book   *policy.Book
+	audit  *audit.Recorder
 	guard  *guard.Guard
 	// phoneNets are where phones may come from (--phone-networks).
 	phoneNets []netip.Prefix
@@ -152,6 +154,15 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	gcfg.ScannerBan = cfg.ScannerBan
 	gcfg.Rate, gcfg.Burst = float64(cfg.SourceRate), float64(4*cfg.SourceRate)
 	gcfg.TrunkRate, gcfg.TrunkBurst = float64(40*cfg.SourceRate), float64(160*cfg.SourceRate)
+	akey, err := audit.LoadKey(cfg.Data)
+	if err != nil {
+		return err
+	}
+	s.audit = audit.New(audit.Config{}, st, akey, s.alerts, log)
+	gcfg.OnBan = func(b store.Ban) {
+		s.audit.Record(audit.Event{Type: audit.Ban, Source: b.Address, Target: "pbx",
+			Detail: fmt.Sprintf("until %s, offence %d, by %s: %s", b.Until.UTC().Format(time.RFC3339), b.Offences, b.By, b.Reason)})
+	}
 	if s.guard, err = guard.New(ctx, gcfg, st, s.alerts, s.trunks.IsPeer, scanners, log); err != nil {
 		return err
 	}
@@ -161,6 +172,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		Offer: credential.Offer(cfg.DigestOffer), PhoneNetworks: nets, TLSOutside: cfg.TLSOutside,
 		OnFailure: func(ctx context.Context, src netip.Addr, user, reason string) {
 			s.log.Info("auth: failed", "source", src, "user", user, "reason", reason)
+			s.audit.Note(audit.Event{Type: audit.AuthFailure, Source: src.String(), Detail: reason, Sample: user})
 			s.guard.Failure(ctx, src, user)
 		},
 	}, log)
@@ -262,6 +274,9 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		}
 	})
 	go s.alerts.Run(sweepCtx)
+	auditCtx, stopAudit := context.WithCancel(context.Background())
+	auditDone := make(chan struct{})
+	go func() { s.audit.Run(auditCtx); close(auditDone) }()
 
 	log.Info("sekisho ready", "udp", addrOf(udp), "tcp", addrOfL(tcp), "tls", addrOfL(tlsL), "advertise", net.JoinHostPort(host, strconv.Itoa(port)),
 		"region", cfg.Region, "data", cfg.Data, "chain", s.chain.Names())
@@ -300,6 +315,11 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	<-cdrDone
 	flushCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	left := s.cdrs.Flush(flushCtx)
+	stopAudit()
+	<-auditDone
+	if n := s.audit.Flush(flushCtx); n > 0 {
+		runErr = errors.Join(runErr, fmt.Errorf("pbx: %d evidence records could not be written (see errors above)", n))
+	}
 	cancel()
 	if left > 0 {
 		return errors.Join(runErr, fmt.Errorf("pbx: %d call record writes could not be committed (see errors above)", left))

@@ -239,6 +239,28 @@ var migrations = []string{
 		PRIMARY KEY (number, address)
 	);
 	ALTER TABLE extensions ADD COLUMN networks TEXT NOT NULL DEFAULT '';`,
+	// 8: the evidence log. Rows are chained: each hash covers the previous
+	// hash and the row, so an edit, a deletion, a swap or a cut shows.
+	// Checkpoints are signed (size, hash, time) statements.
+	`CREATE TABLE audit (
+		seq      INTEGER PRIMARY KEY,
+		at       INTEGER NOT NULL,
+		type     TEXT NOT NULL,
+		source   TEXT NOT NULL DEFAULT '',
+		target   TEXT NOT NULL DEFAULT '',
+		count    INTEGER NOT NULL DEFAULT 1,
+		first_at INTEGER NOT NULL,
+		last_at  INTEGER NOT NULL,
+		detail   TEXT NOT NULL DEFAULT '',
+		hash     BLOB NOT NULL
+	);
+	CREATE INDEX audit_type ON audit(type, at);
+	CREATE TABLE audit_checkpoints (
+		size INTEGER PRIMARY KEY,
+		hash BLOB NOT NULL,
+		at   INTEGER NOT NULL,
+		sig  BLOB NOT NULL
+	);`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

@@ -1,0 +1,251 @@
+package cli
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/user"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/sekisho/sekisho/internal/audit"
+	"github.com/sekisho/sekisho/internal/config"
+	"github.com/sekisho/sekisho/internal/store"
+)
+
+// mutating are the commands whose successful runs are config changes for
+// the evidence log ("ext list" and the like are not).
+var mutating = map[string]bool{
+	"ext add": true, "ext del": true, "ext set": true, "ext passwd": true, "ext unlock": true,
+	"trunk add": true, "trunk del": true, "did add": true, "did del": true,
+	"profile add": true, "profile set": true, "profile del": true,
+	"limits set": true, "limits unfreeze": true, "rate set": true, "rate del": true,
+	"ban add": true, "ban del": true,
+}
+
+// recordChange writes a config-change record for a CLI command that
+// succeeded: who ran it (the OS user) and the whole command line, in which
+// no secret ever appears (passwords come from files or are generated).
+func recordChange(args []string) error {
+	if len(args) < 2 || !mutating[args[0]+" "+args[1]] {
+		return nil
+	}
+	data := findData(args)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := store.Open(ctx, data)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	who := "unknown"
+	if u, err := user.Current(); err == nil {
+		who = u.Username
+	}
+	typ := audit.ConfigChange
+	switch args[0] + " " + args[1] {
+	case "ext unlock":
+		typ = audit.Unlock
+	case "limits unfreeze":
+		typ = audit.Unfreeze
+	case "ban del":
+		typ = audit.Unban
+	case "ban add":
+		typ = audit.Ban
+	}
+	now := time.Now()
+	_, err = st.AppendAudit(ctx, []store.AuditRecord{{At: now, Type: typ, Source: "cli:" + who, Target: args[0] + " " + args[1],
+		Count: 1, First: now, Last: now, Detail: "sekisho " + strings.Join(args, " ")}}, audit.Hash)
+	return err
+}
+
+// findData returns the --data value in args, or the default.
+func findData(args []string) string {
+	for i, a := range args {
+		if v, ok := strings.CutPrefix(a, "--data="); ok {
+			return v
+		}
+		if (a == "--data" || a == "-data") && i+1 < len(args) {
+			return args[i+1]
+		}
+	}
+	return config.DefaultData()
+}
+
+// auditCmd reads and checks the evidence log: sekisho audit list|show|verify|export.
+func auditCmd(args []string, env Env) error {
+	if len(args) == 0 {
+		return fmt.Errorf("%w: audit needs a subcommand: list, show, verify or export", ErrUsage)
+	}
+	ctx := context.Background()
+	var c common
+	fs := newFlags("audit "+args[0], env)
+	c.bind(fs)
+	switch args[0] {
+	case "list":
+		typ := fs.String("type", "", "only this event type (auth-failure, ban, policy-denial, ...)")
+		source := fs.String("source", "", "only this source")
+		since := fs.Duration("since", 0, "only records written in this last duration, such as 24h")
+		limit := fs.Int("limit", 100, "how many, newest first (0: all)")
+		if pos, err := parse(fs, args[1:]); err != nil {
+			return err
+		} else if len(pos) != 0 {
+			return fmt.Errorf("%w: audit list takes flags only", ErrUsage)
+		}
+		f := store.AuditFilter{Type: *typ, Source: *source, Limit: *limit, Newest: true}
+		if *since > 0 {
+			f.Since = time.Now().Add(-*since)
+		}
+		return withStore(ctx, c, func(st *store.Store) error {
+			rs, err := st.AuditRecords(ctx, f)
+			if err != nil {
+				return err
+			}
+			if c.json {
+				if rs == nil {
+					rs = []store.AuditRecord{}
+				}
+				return printJSON(env.Stdout, rs)
+			}
+			tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "SEQ\tTIME\tTYPE\tSOURCE\tTARGET\tCOUNT\tFIRST\tLAST\tDETAIL")
+			for _, r := range rs {
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", r.Seq, r.At.Format("01-02 15:04:05"), r.Type, r.Source, r.Target,
+					r.Count, r.First.Format("15:04:05"), r.Last.Format("15:04:05"), r.Detail)
+			}
+			return tw.Flush()
+		})
+	case "verify":
+		against := fs.String("against", "", "also check the log against the checkpoints in an export kept elsewhere")
+		if pos, err := parse(fs, args[1:]); err != nil {
+			return err
+		} else if len(pos) != 0 {
+			return fmt.Errorf("%w: audit verify takes flags only", ErrUsage)
+		}
+		return withStore(ctx, c, func(st *store.Store) error {
+			key, err := audit.LoadKey(st.Dir())
+			if err != nil {
+				return err
+			}
+			rs, err := st.AuditRecords(ctx, store.AuditFilter{})
+			if err != nil {
+				return err
+			}
+			cps, err := st.AuditCheckpoints(ctx)
+			if err != nil {
+				return err
+			}
+			var ext *exportFile
+			if *against != "" {
+				b, err := os.ReadFile(*against)
+				if err != nil {
+					return fmt.Errorf("--against: %w", err)
+				}
+				ext = &exportFile{}
+				if err := json.Unmarshal(b, ext); err != nil {
+					return fmt.Errorf("--against %s: not a sekisho audit export: %w", *against, err)
+				}
+			}
+			return verifyOut(env, c, rs, cps, key.Public().(ed25519.PublicKey), ext)
+		})
+	case "export":
+		out := fs.String("out", "", "write to FILE (default: standard output)")
+		if pos, err := parse(fs, args[1:]); err != nil {
+			return err
+		} else if len(pos) != 0 {
+			return fmt.Errorf("%w: audit export takes flags only", ErrUsage)
+		}
+		return withStore(ctx, c, func(st *store.Store) error {
+			return exportAudit(ctx, env, st, *out)
+		})
+	}
+	return fmt.Errorf("%w: unknown audit subcommand %q: use list, verify or export", ErrUsage, args[0])
+}
+
+// exportFile is what `audit export` writes: the records, the checkpoints
+// and the public key that signed them. Kept off the box, it lets a later
+// `audit verify --against` catch a rewrite made with the local key.
+type exportFile struct {
+	PublicKey   string                  `json:"public_key"`
+	Exported    time.Time               `json:"exported"`
+	Records     []store.AuditRecord     `json:"records"`
+	Checkpoints []store.AuditCheckpoint `json:"checkpoints"`
+}
+
+func exportAudit(ctx context.Context, env Env, st *store.Store, out string) error {
+	key, err := audit.LoadKey(st.Dir())
+	if err != nil {
+		return err
+	}
+	rs, err := st.AuditRecords(ctx, store.AuditFilter{})
+	if err != nil {
+		return err
+	}
+	cps, err := st.AuditCheckpoints(ctx)
+	if err != nil {
+		return err
+	}
+	f := exportFile{PublicKey: hex.EncodeToString(key.Public().(ed25519.PublicKey)), Exported: time.Now().UTC(), Records: rs, Checkpoints: cps}
+	if f.Records == nil {
+		f.Records = []store.AuditRecord{}
+	}
+	if out == "" {
+		return printJSON(env.Stdout, f)
+	}
+	b, err := json.MarshalIndent(f, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(out, append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("--out: %w", err)
+	}
+	fmt.Fprintf(env.Stdout, "exported %d records and %d checkpoints to %s\n", len(rs), len(cps), out)
+	return nil
+}
+
+type verifyJSON struct {
+	OK          bool   `json:"ok"`
+	Records     int    `json:"records"`
+	Checkpoints int    `json:"checkpoints"`
+	BadRecord   int64  `json:"bad_record,omitempty"`
+	Problem     string `json:"problem,omitempty"`
+}
+
+// verifyOut checks the chain and the local checkpoints, then the export's
+// checkpoints (signed by the key in the export) against the local chain.
+// A failed check is an error (exit 1) after the report is printed.
+func verifyOut(env Env, c common, rs []store.AuditRecord, cps []store.AuditCheckpoint, pub ed25519.PublicKey, ext *exportFile) error {
+	err := audit.Verify(rs, cps, pub)
+	n := len(cps)
+	if err == nil && ext != nil {
+		extPub, derr := hex.DecodeString(ext.PublicKey)
+		if derr != nil || len(extPub) != ed25519.PublicKeySize {
+			return fmt.Errorf("--against: the export has no valid public key")
+		}
+		err = audit.Verify(rs, ext.Checkpoints, ed25519.PublicKey(extPub))
+		n += len(ext.Checkpoints)
+	}
+	out := verifyJSON{OK: err == nil, Records: len(rs), Checkpoints: n}
+	if p, ok := err.(*audit.Problem); ok {
+		out.BadRecord, out.Problem = p.Seq, p.Reason
+	} else if err != nil {
+		out.Problem = err.Error()
+	}
+	if c.json {
+		if perr := printJSON(env.Stdout, out); perr != nil {
+			return perr
+		}
+	} else if err == nil {
+		fmt.Fprintf(env.Stdout, "ok: %d records chained, %d checkpoints verified\n", out.Records, out.Checkpoints)
+	} else {
+		fmt.Fprintf(env.Stdout, "FAILED: %v\n", err)
+	}
+	if err != nil {
+		return fmt.Errorf("audit verify: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,91 @@
+package test
+
+import (
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestAuditCountsFlood: N failed registrations from K addresses leave
+// per-source counts in the evidence log equal to N exactly, in a handful
+// of records; the log verifies, an administrator's change is in it, and an
+// export kept aside verifies the log too.
+func TestAuditCountsFlood(t *testing.T) {
+	requireTool(t, "sipp")
+	const perSource = 400
+	sources := []string{"127.0.3.1", "127.0.3.2", "127.0.3.3", "127.0.3.4"}
+	// No bans and no rate limit: every attempt must reach authentication
+	// and be counted.
+	p := startPBX(t, "--ban-after", "1000000", "--source-rate", "100000", "--log-level", "info")
+	p.AddExt(t, "201")
+	var floods []*sippProc
+	for _, ip := range sources {
+		port := freePort(t, ip)
+		floods = append(floods, startSIPp(t, sippSpec{
+			Name: "bad-" + ip, Scenario: "register_bad.xml", Target: p.SIPAddr(), IP: ip, Port: port,
+			Calls: perSource, Rate: 200, Quiet: true, Rows: [][]string{{"201", "not-the-password"}},
+			Keys: map[string]string{"contact": fmt.Sprintf("%s:%d", ip, port)},
+		}))
+	}
+	for _, f := range floods {
+		if r := f.Wait(); !r.ok(perSource) {
+			t.Fatalf("flood: %s", r.summary())
+		}
+	}
+	p.run(t, "ext", "set", "201", "--class", "domestic")
+	p.Stop(t) // flushes the open aggregates
+
+	var recs []struct {
+		Type, Source, Detail string
+		Count                int64
+	}
+	if err := json.Unmarshal(runCLI(t, p, "audit", "list", "--limit", "0", "--json"), &recs); err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]int64{}
+	n, change := 0, false
+	for _, r := range recs {
+		switch r.Type {
+		case "auth-failure":
+			counts[r.Source] += r.Count
+			n++
+			if !strings.Contains(r.Detail, `"201"`) {
+				t.Errorf("aggregate without the user name tried: %+v", r)
+			}
+		case "config-change":
+			change = change || strings.Contains(r.Detail, "ext set 201 --class domestic")
+		}
+	}
+	for _, ip := range sources {
+		if counts[ip] != perSource {
+			t.Errorf("%s: %d failures in the evidence log, want %d exactly", ip, counts[ip], perSource)
+		}
+	}
+	if n > 2*len(sources) {
+		t.Errorf("%d aggregate records for %d sources", n, len(sources))
+	}
+	if !change {
+		t.Error("the administrator's change is not in the evidence log")
+	}
+	if out := runCLI(t, p, "audit", "verify"); !strings.HasPrefix(string(out), "ok:") {
+		t.Fatalf("audit verify: %s", out)
+	}
+	exp := filepath.Join(t.TempDir(), "export.json")
+	runCLI(t, p, "audit", "export", "--out", exp)
+	if out := runCLI(t, p, "audit", "verify", "--against", exp); !strings.HasPrefix(string(out), "ok:") {
+		t.Fatalf("audit verify --against: %s", out)
+	}
+}
+
+// runCLI runs the CLI on p's data directory even after p stopped.
+func runCLI(t *testing.T, p *PBX, args ...string) []byte {
+	t.Helper()
+	out, err := exec.Command(binPath, append(args, "--data", p.Data)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("sekisho %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
