@@ -50,6 +50,11 @@ type Config struct {
 	ScannerBan    bool     `json:"scanner-ban"`
 	SourceRate    int      `json:"source-rate"`
 	TLSOutside    bool     `json:"tls-outside"`
+
+	// Evidence export.
+	Syslog          string   `json:"syslog"`
+	SyslogCA        string   `json:"syslog-ca"`
+	AuditCheckpoint Duration `json:"audit-checkpoint"`
 }
 
 // Duration is a time.Duration written as "30s" in JSON.
@@ -109,6 +114,7 @@ func Default() Config {
 		ScannerBan:      true,
 		SourceRate:      50,
 		TLSOutside:      true,
+		AuditCheckpoint: Duration(time.Minute),
 	}
 }
 
@@ -139,6 +145,9 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.BoolVar(&c.ScannerBan, "scanner-ban", c.ScannerBan, "ban a source on its first request from a known scanner User-Agent (DATA/scanners.txt)")
 	fs.IntVar(&c.SourceRate, "source-rate", c.SourceRate, "requests a second one source may send (burst 4x); trunk peers get 40x")
 	fs.BoolVar(&c.TLSOutside, "tls-outside", c.TLSOutside, "require TLS from phones outside --phone-networks (allowed by an extension's own --networks)")
+	fs.StringVar(&c.Syslog, "syslog", c.Syslog, "syslog collectors that receive a copy of the evidence log: comma-separated udp://, tcp:// or tls:// HOST:PORT (RFC 5424)")
+	fs.Var((*durationFlag)(&c.AuditCheckpoint), "audit-checkpoint", "sign a checkpoint of the evidence log this often while it grows")
+	fs.StringVar(&c.SyslogCA, "syslog-ca", c.SyslogCA, "PEM CA certificates trusted for tls:// collectors (default: the system's)")
 	fs.StringVar(&c.AlertWebhooks, "alert-webhooks", c.AlertWebhooks, "comma-separated http(s) URLs that alerts (suspensions, freezes) are POSTed to, signed with DATA/webhook.key")
 }
 
@@ -238,6 +247,9 @@ func (c *Config) Validate() error {
 	}
 	if c.BanWindow <= 0 || c.BanTime <= 0 {
 		return errors.New("config: ban-window and ban-time: must be positive, such as 10m and 15m")
+	}
+	if time.Duration(c.AuditCheckpoint) < time.Second {
+		return errors.New("config: audit-checkpoint: must be at least 1s, such as 1m")
 	}
 	if c.SourceRate < 1 {
 		return errors.New("config: source-rate: must be 1 or more requests a second, such as 50")

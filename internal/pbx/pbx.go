@@ -6,12 +6,15 @@ package pbx
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -86,6 +89,21 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		// know its emergency numbers or its international prefix.
 		return fmt.Errorf("config: region: %s: sekisho knows the dialling habits of %s only; set one of them", cfg.Region, strings.Join(dialplan.Regions(), ", "))
 	}
+	collectors, err := audit.ParseCollectors(cfg.Syslog)
+	if err != nil {
+		return fmt.Errorf("config: syslog: %w", err)
+	}
+	var syslogRoots *x509.CertPool
+	if cfg.SyslogCA != "" {
+		pem, err := os.ReadFile(cfg.SyslogCA)
+		if err != nil {
+			return fmt.Errorf("config: syslog-ca: %w", err)
+		}
+		syslogRoots = x509.NewCertPool()
+		if !syslogRoots.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("config: syslog-ca: %s holds no PEM certificate", cfg.SyslogCA)
+		}
+	}
 	st, err := store.Open(ctx, cfg.Data)
 	if err != nil {
 		return err
@@ -158,7 +176,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	s.audit = audit.New(audit.Config{}, st, akey, s.alerts, log)
+	s.audit = audit.New(audit.Config{CheckpointEvery: time.Duration(cfg.AuditCheckpoint)}, st, akey, s.alerts, log)
 	gcfg.OnBan = func(b store.Ban) {
 		s.audit.Record(audit.Event{Type: audit.Ban, Source: b.Address, Target: "pbx",
 			Detail: fmt.Sprintf("until %s, offence %d, by %s: %s", b.Until.UTC().Format(time.RFC3339), b.Offences, b.By, b.Reason)})
@@ -277,6 +295,9 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	auditCtx, stopAudit := context.WithCancel(context.Background())
 	auditDone := make(chan struct{})
 	go func() { s.audit.Run(auditCtx); close(auditDone) }()
+	for _, c := range collectors {
+		go audit.NewExporter(c, st, s.audit, akey.Public().(ed25519.PublicKey), syslogRoots, log).Run(sweepCtx)
+	}
 
 	log.Info("sekisho ready", "udp", addrOf(udp), "tcp", addrOfL(tcp), "tls", addrOfL(tlsL), "advertise", net.JoinHostPort(host, strconv.Itoa(port)),
 		"region", cfg.Region, "data", cfg.Data, "chain", s.chain.Names())
