@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestAuditCountsFlood: N failed registrations from K addresses leave
@@ -88,4 +89,41 @@ func runCLI(t *testing.T, p *PBX, args ...string) []byte {
 		t.Fatalf("sekisho %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	return out
+}
+
+// TestAuditSurvivesKill: the server is killed (SIGKILL) in the middle of
+// a flood; after a restart the evidence log verifies and every record that
+// had been acknowledged (here: administrators' bans, committed before the
+// command returned) is in it.
+func TestAuditSurvivesKill(t *testing.T) {
+	requireTool(t, "sipp")
+	p := startPBX(t, "--ban-after", "1000000", "--source-rate", "100000", "--audit-checkpoint", "1s", "--log-level", "info")
+	p.AddExt(t, "201")
+	ip := "127.0.3.9"
+	port := freePort(t, ip)
+	startSIPp(t, sippSpec{
+		Name: "flood", Scenario: "register_bad.xml", Target: p.SIPAddr(), IP: ip, Port: port,
+		Calls: 20000, Rate: 1000, Quiet: true, RecvTimeoutMS: 200, Rows: [][]string{{"201", "wrong"}},
+		Keys: map[string]string{"contact": fmt.Sprintf("%s:%d", ip, port)},
+	})
+	var acked []string
+	for i := range 5 {
+		addr := fmt.Sprintf("203.0.113.%d", 20+i)
+		p.run(t, "ban", "add", addr)
+		acked = append(acked, addr)
+		time.Sleep(400 * time.Millisecond)
+	}
+	p.cmd.Process.Kill()
+	<-p.done
+
+	p = startPBXIn(t, p.Data, "--log-level", "info")
+	if out := runCLI(t, p, "audit", "verify"); !strings.HasPrefix(string(out), "ok:") {
+		t.Fatalf("after SIGKILL: %s", out)
+	}
+	out := string(runCLI(t, p, "audit", "list", "--type", "ban", "--limit", "0", "--json"))
+	for _, a := range acked {
+		if !strings.Contains(out, a) {
+			t.Errorf("acknowledged ban of %s missing after SIGKILL", a)
+		}
+	}
 }

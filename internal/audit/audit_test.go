@@ -233,3 +233,81 @@ func BenchmarkNote(b *testing.B) {
 		i++
 	}
 }
+
+// TestPrune: old records become daily summaries and a prune record that
+// says why; what remains verifies from the anchor, and an edit after the
+// prune is still caught.
+func TestPrune(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	logWith(t, dir, 30)
+	st, _ := store.Open(ctx, dir)
+	defer st.Close()
+	key, _ := LoadKey(dir)
+	r := New(Config{}, st, key, nil, slog.New(slog.DiscardHandler))
+	time.Sleep(5 * time.Millisecond)
+	n, err := r.Prune(ctx, st, time.Millisecond, 0)
+	if err != nil || n != 30 {
+		t.Fatalf("Prune = %d, %v; want 30", n, err)
+	}
+	r.Flush(ctx)
+	rs, _ := st.AuditRecords(ctx, store.AuditFilter{})
+	if len(rs) != 2 || rs[0].Type != Summary || !strings.Contains(rs[0].Detail, "30 ban events") || rs[1].Type != Prune {
+		t.Fatalf("after pruning: %+v", rs)
+	}
+	aseq, ahash, _ := st.AuditAnchor(ctx)
+	cps, _ := st.AuditCheckpoints(ctx)
+	pub := key.Public().(ed25519.PublicKey)
+	if err := VerifyFrom(aseq, ahash, rs, cps, pub); err != nil {
+		t.Fatalf("pruned log does not verify: %v", err)
+	}
+	rs[1].Detail = "nothing to see"
+	var p *Problem
+	if err := VerifyFrom(aseq, ahash, rs, cps, pub); !errors.As(err, &p) || p.Seq != 32 {
+		t.Fatalf("an edit after pruning: %v", err)
+	}
+}
+
+// BenchmarkAbsorb pushes a million failed logins from 100 sources, spread
+// over 1,000 s of event time, through aggregation into SQLite, and reports
+// the events absorbed per second and the bytes stored per million events.
+func BenchmarkAbsorb(b *testing.B) {
+	ctx := context.Background()
+	for range b.N {
+		b.StopTimer()
+		dir := b.TempDir()
+		st, err := store.Open(ctx, dir)
+		if err != nil {
+			b.Fatal(err)
+		}
+		key, _ := LoadKey(dir)
+		r := New(Config{Window: time.Minute}, st, key, nil, slog.New(slog.DiscardHandler))
+		srcs := make([]string, 100)
+		for i := range srcs {
+			srcs[i] = fmt.Sprintf("198.51.100.%d", i)
+		}
+		t0 := time.Unix(1_800_000_000, 0)
+		b.StartTimer()
+		start := time.Now()
+		for i := range 1_000_000 {
+			at := t0.Add(time.Duration(i) * time.Millisecond)
+			r.Note(Event{Type: AuthFailure, Source: srcs[i%100], Sample: fmt.Sprint(100 + i%7), At: at, Detail: "wrong password"})
+			if i%10_000 == 0 {
+				r.mu.Lock()
+				r.close(at, false)
+				r.mu.Unlock()
+				r.write(ctx)
+			}
+		}
+		r.Flush(ctx)
+		el := time.Since(start)
+		b.StopTimer()
+		_, bytes, _ := st.AuditSize(ctx)
+		n, _, _ := st.AuditSize(ctx)
+		b.ReportMetric(1e6/el.Seconds(), "events/s")
+		b.ReportMetric(float64(bytes), "bytes/1M-events")
+		b.ReportMetric(float64(n), "records/1M-events")
+		st.Close()
+		b.StartTimer()
+	}
+}

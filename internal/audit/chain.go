@@ -120,10 +120,17 @@ func (p *Problem) Error() string {
 // checkpoint beyond the end of the log. It returns nil or the first
 // *Problem.
 func Verify(recs []store.AuditRecord, cps []store.AuditCheckpoint, pub ed25519.PublicKey) error {
-	var prev []byte
-	hashAt := map[int64][]byte{0: nil}
+	return VerifyFrom(0, nil, recs, cps, pub)
+}
+
+// VerifyFrom is Verify for a log pruned up to anchorSeq, whose last
+// removed record had anchorHash: the chain continues from there, and
+// checkpoints from before it are no longer checked.
+func VerifyFrom(anchorSeq int64, anchorHash []byte, recs []store.AuditRecord, cps []store.AuditCheckpoint, pub ed25519.PublicKey) error {
+	prev := anchorHash
+	hashAt := map[int64][]byte{anchorSeq: anchorHash}
 	for i, r := range recs {
-		if want := int64(i + 1); r.Seq != want {
+		if want := anchorSeq + int64(i+1); r.Seq != want {
 			if r.Seq > want {
 				return &Problem{Seq: want, Reason: "missing (deleted): the log jumps to record " + fmt.Sprint(r.Seq)}
 			}
@@ -136,8 +143,11 @@ func Verify(recs []store.AuditRecord, cps []store.AuditCheckpoint, pub ed25519.P
 		prev = h
 		hashAt[r.Seq] = h
 	}
-	size := int64(len(recs))
+	size := anchorSeq + int64(len(recs))
 	for _, c := range cps {
+		if c.Size < anchorSeq {
+			continue // vouches for records pruned (and summarised) since
+		}
 		if !VerifySig(pub, c) {
 			return &Problem{Reason: fmt.Sprintf("checkpoint at size %d: bad signature", c.Size)}
 		}

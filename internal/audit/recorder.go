@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -28,6 +30,8 @@ const (
 	ConfigChange  = "config-change"  // who, what, before, after
 	AuditFailure  = "audit-failure"  // the log could not be written for a while
 	ExportFailure = "export-failure" // an off-box copy failed
+	Summary       = "summary"        // a day's count of one type, kept when its records are pruned
+	Prune         = "prune"          // records removed for age or size, and why
 )
 
 // Event is one thing that happened.
@@ -83,10 +87,12 @@ type Recorder struct {
 	overflow map[string]*agg     // per type, when open is full; guarded by mu
 	queue    []store.AuditRecord // ready to write, in order; guarded by mu
 
-	healthy  atomic.Bool
-	lastHash []byte // of the last record written; Run's goroutine only
-	size     int64  // records in the log; Run's goroutine only
-	signed   int64  // size at the last checkpoint; Run's goroutine only
+	healthy atomic.Bool
+
+	wmu      sync.Mutex // one writer at a time (Run, Flush, Prune)
+	lastHash []byte     // of the last record written; guarded by wmu
+	size     int64      // records in the log; guarded by wmu
+	signed   int64      // size at the last checkpoint; guarded by wmu
 }
 
 // New returns a Recorder on st signing with key.
@@ -206,7 +212,7 @@ func (r *Recorder) Run(ctx context.Context) {
 			r.close(now, false)
 			r.mu.Unlock()
 			r.write(ctx)
-			if r.size > r.signed && now.Sub(lastSign) >= r.cfg.CheckpointEvery {
+			if now.Sub(lastSign) >= r.cfg.CheckpointEvery {
 				r.checkpoint(ctx, now)
 				lastSign = now
 			}
@@ -232,14 +238,14 @@ func (r *Recorder) Flush(ctx context.Context) int {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
-	if r.size > r.signed {
-		r.checkpoint(ctx, time.Now())
-	}
+	r.checkpoint(ctx, time.Now())
 	return 0
 }
 
 // write appends the queue; it reports whether the queue is empty after.
 func (r *Recorder) write(ctx context.Context) bool {
+	r.wmu.Lock()
+	defer r.wmu.Unlock()
 	r.mu.Lock()
 	batch := r.queue
 	r.mu.Unlock()
@@ -274,10 +280,67 @@ func (r *Recorder) write(ctx context.Context) bool {
 }
 
 func (r *Recorder) checkpoint(ctx context.Context, now time.Time) {
+	r.wmu.Lock()
+	defer r.wmu.Unlock()
+	if r.size <= r.signed {
+		return
+	}
 	c := Sign(r.key, r.size, r.lastHash, now)
 	if err := r.st.PutAuditCheckpoint(ctx, c); err != nil {
 		r.log.Error("audit: could not store a checkpoint", "err", err)
 		return
 	}
 	r.signed = r.size
+}
+
+// PruneStore is what Prune needs. *store.Store satisfies it.
+type PruneStore interface {
+	AuditPruneCandidate(ctx context.Context, cutoff time.Time, keepNewest int64) (int64, error)
+	AuditSize(ctx context.Context) (int64, int64, error)
+	SummarizeAudit(ctx context.Context, upto int64) ([]store.AuditSummary, error)
+	PruneAudit(ctx context.Context, upto int64) error
+}
+
+// Prune removes records older than keep, or the oldest fifth while the
+// log is over maxBytes. Before anything goes, a summary record per day and
+// type and a prune record saying what was removed and why are written:
+// every gap is explained, and the rest still verifies (from the anchor).
+// It reports how many records it removed.
+func (r *Recorder) Prune(ctx context.Context, st PruneStore, keep time.Duration, maxBytes int64) (int64, error) {
+	upto, err := st.AuditPruneCandidate(ctx, time.Now().Add(-keep), 0)
+	if err != nil {
+		return 0, err
+	}
+	why := "older than " + keep.String()
+	if n, bytes, err := st.AuditSize(ctx); err != nil {
+		return 0, err
+	} else if maxBytes > 0 && bytes > maxBytes {
+		bySize, err := st.AuditPruneCandidate(ctx, time.Now().Add(time.Hour), n-n*4/5)
+		if err != nil {
+			return 0, err
+		}
+		if bySize > upto {
+			upto, why = bySize, fmt.Sprintf("the log holds %d bytes, over %d", bytes, maxBytes)
+		}
+	}
+	if upto <= 0 {
+		return 0, nil
+	}
+	sums, err := st.SummarizeAudit(ctx, upto)
+	if err != nil {
+		return 0, err
+	}
+	for _, s := range sums {
+		r.Record(Event{Type: Summary, Source: "pbx", Target: s.Day + " " + s.Type,
+			Detail: fmt.Sprintf("%d %s events on %s (UTC), from %d records pruned", s.Count, s.Type, s.Day, s.Rows)})
+	}
+	r.Record(Event{Type: Prune, Source: "pbx", Target: fmt.Sprintf("records up to %d", upto),
+		Detail: "removed: " + why + "; daily summaries kept"})
+	if !r.write(ctx) {
+		return 0, errors.New("audit: prune: the summaries could not be written; nothing removed")
+	}
+	if err := st.PruneAudit(ctx, upto); err != nil {
+		return 0, err
+	}
+	return upto, nil
 }

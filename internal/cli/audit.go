@@ -150,7 +150,11 @@ func auditCmd(args []string, env Env) error {
 					return fmt.Errorf("--against %s: not a sekisho audit export: %w", *against, err)
 				}
 			}
-			return verifyOut(env, c, rs, cps, key.Public().(ed25519.PublicKey), ext)
+			aseq, ahash, err := st.AuditAnchor(ctx)
+			if err != nil {
+				return err
+			}
+			return verifyOut(env, c, anchor{aseq, ahash}, rs, cps, key.Public().(ed25519.PublicKey), ext)
 		})
 	case "export":
 		out := fs.String("out", "", "write to FILE (default: standard output)")
@@ -207,6 +211,12 @@ func exportAudit(ctx context.Context, env Env, st *store.Store, out string) erro
 	return nil
 }
 
+// anchor is where a pruned log starts.
+type anchor struct {
+	seq  int64
+	hash []byte
+}
+
 type verifyJSON struct {
 	OK          bool   `json:"ok"`
 	Records     int    `json:"records"`
@@ -218,15 +228,15 @@ type verifyJSON struct {
 // verifyOut checks the chain and the local checkpoints, then the export's
 // checkpoints (signed by the key in the export) against the local chain.
 // A failed check is an error (exit 1) after the report is printed.
-func verifyOut(env Env, c common, rs []store.AuditRecord, cps []store.AuditCheckpoint, pub ed25519.PublicKey, ext *exportFile) error {
-	err := audit.Verify(rs, cps, pub)
+func verifyOut(env Env, c common, an anchor, rs []store.AuditRecord, cps []store.AuditCheckpoint, pub ed25519.PublicKey, ext *exportFile) error {
+	err := audit.VerifyFrom(an.seq, an.hash, rs, cps, pub)
 	n := len(cps)
 	if err == nil && ext != nil {
 		extPub, derr := hex.DecodeString(ext.PublicKey)
 		if derr != nil || len(extPub) != ed25519.PublicKeySize {
 			return fmt.Errorf("--against: the export has no valid public key")
 		}
-		err = audit.Verify(rs, ext.Checkpoints, ed25519.PublicKey(extPub))
+		err = audit.VerifyFrom(an.seq, an.hash, rs, ext.Checkpoints, ed25519.PublicKey(extPub))
 		n += len(ext.Checkpoints)
 	}
 	out := verifyJSON{OK: err == nil, Records: len(rs), Checkpoints: n}

@@ -55,6 +55,8 @@ type Config struct {
 	Syslog          string   `json:"syslog"`
 	SyslogCA        string   `json:"syslog-ca"`
 	AuditCheckpoint Duration `json:"audit-checkpoint"`
+	AuditKeep       Duration `json:"audit-keep"`
+	AuditMaxMB      int      `json:"audit-max-mb"`
 }
 
 // Duration is a time.Duration written as "30s" in JSON.
@@ -115,6 +117,8 @@ func Default() Config {
 		SourceRate:      50,
 		TLSOutside:      true,
 		AuditCheckpoint: Duration(time.Minute),
+		AuditKeep:       Duration(90 * 24 * time.Hour),
+		AuditMaxMB:      256,
 	}
 }
 
@@ -147,6 +151,8 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.BoolVar(&c.TLSOutside, "tls-outside", c.TLSOutside, "require TLS from phones outside --phone-networks (allowed by an extension's own --networks)")
 	fs.StringVar(&c.Syslog, "syslog", c.Syslog, "syslog collectors that receive a copy of the evidence log: comma-separated udp://, tcp:// or tls:// HOST:PORT (RFC 5424)")
 	fs.Var((*durationFlag)(&c.AuditCheckpoint), "audit-checkpoint", "sign a checkpoint of the evidence log this often while it grows")
+	fs.Var((*durationFlag)(&c.AuditKeep), "audit-keep", "evidence records older than this are pruned into daily summaries (2160h = 90 days)")
+	fs.IntVar(&c.AuditMaxMB, "audit-max-mb", c.AuditMaxMB, "prune the oldest evidence records into daily summaries while the log is larger than this")
 	fs.StringVar(&c.SyslogCA, "syslog-ca", c.SyslogCA, "PEM CA certificates trusted for tls:// collectors (default: the system's)")
 	fs.StringVar(&c.AlertWebhooks, "alert-webhooks", c.AlertWebhooks, "comma-separated http(s) URLs that alerts (suspensions, freezes) are POSTed to, signed with DATA/webhook.key")
 }
@@ -247,6 +253,9 @@ func (c *Config) Validate() error {
 	}
 	if c.BanWindow <= 0 || c.BanTime <= 0 {
 		return errors.New("config: ban-window and ban-time: must be positive, such as 10m and 15m")
+	}
+	if time.Duration(c.AuditKeep) < time.Hour || c.AuditMaxMB < 1 {
+		return errors.New("config: audit-keep and audit-max-mb: keep at least 1h and 1 MB, such as 2160h and 256")
 	}
 	if time.Duration(c.AuditCheckpoint) < time.Second {
 		return errors.New("config: audit-checkpoint: must be at least 1s, such as 1m")

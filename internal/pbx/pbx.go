@@ -295,6 +295,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	auditCtx, stopAudit := context.WithCancel(context.Background())
 	auditDone := make(chan struct{})
 	go func() { s.audit.Run(auditCtx); close(auditDone) }()
+	go every(sweepCtx, time.Hour, func() { s.prune(sweepCtx) })
 	for _, c := range collectors {
 		go audit.NewExporter(c, st, s.audit, akey.Public().(ed25519.PublicKey), syslogRoots, log).Run(sweepCtx)
 	}
@@ -414,6 +415,17 @@ func waitAttempts(ctx context.Context, wg *sync.WaitGroup) {
 	select {
 	case <-done:
 	case <-ctx.Done():
+	}
+}
+
+// prune ages the evidence log out by --audit-keep and --audit-max-mb,
+// into daily summaries.
+func (s *Server) prune(ctx context.Context) {
+	n, err := s.audit.Prune(ctx, s.store, time.Duration(s.cfg.AuditKeep), int64(s.cfg.AuditMaxMB)<<20)
+	if err != nil {
+		s.log.Error("audit: prune failed", "err", err)
+	} else if n > 0 {
+		s.log.Info("audit: pruned into daily summaries", "up_to", n)
 	}
 }
 

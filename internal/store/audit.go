@@ -149,3 +149,91 @@ func (s *Store) AuditCheckpoints(ctx context.Context) ([]AuditCheckpoint, error)
 	}
 	return out, rows.Err()
 }
+
+// AuditAnchor returns where the log starts after pruning: the seq and
+// hash of the last record removed (0 and nil if none ever was).
+func (s *Store) AuditAnchor(ctx context.Context) (int64, []byte, error) {
+	var seq int64
+	var hash []byte
+	err := s.db.QueryRowContext(ctx, `SELECT seq, hash FROM audit_anchor WHERE id = 1`).Scan(&seq, &hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil, nil
+	}
+	if err != nil {
+		return 0, nil, fmt.Errorf("store: read audit anchor: %w", err)
+	}
+	return seq, hash, nil
+}
+
+// PruneAudit removes records up to and including seq (and the checkpoints
+// before it), and moves the anchor there, in one transaction.
+func (s *Store) PruneAudit(ctx context.Context, upto int64) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: prune audit: %w", err)
+	}
+	defer tx.Rollback()
+	var hash []byte
+	if err := tx.QueryRowContext(ctx, `SELECT hash FROM audit WHERE seq = ?`, upto).Scan(&hash); err != nil {
+		return fmt.Errorf("store: prune audit: record %d: %w", upto, err)
+	}
+	for _, q := range []string{`DELETE FROM audit WHERE seq <= ?`, `DELETE FROM audit_checkpoints WHERE size < ?`} {
+		if _, err := tx.ExecContext(ctx, q, upto); err != nil {
+			return fmt.Errorf("store: prune audit: %w", err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO audit_anchor (id, seq, hash) VALUES (1, ?, ?)
+		ON CONFLICT(id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash`, upto, hash); err != nil {
+		return fmt.Errorf("store: prune audit: %w", err)
+	}
+	return tx.Commit()
+}
+
+// AuditSummary is the count of one type of event on one day.
+type AuditSummary struct {
+	Day   string // YYYY-MM-DD, UTC
+	Type  string
+	Count int64
+	Rows  int64
+}
+
+// SummarizeAudit counts the events in records up to seq, per UTC day and type.
+func (s *Store) SummarizeAudit(ctx context.Context, upto int64) ([]AuditSummary, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT strftime('%Y-%m-%d', first_at / 1000, 'unixepoch') AS day, type, sum(count), count(*)
+		FROM audit WHERE seq <= ? GROUP BY day, type ORDER BY day, type`, upto)
+	if err != nil {
+		return nil, fmt.Errorf("store: summarize audit: %w", err)
+	}
+	defer rows.Close()
+	var out []AuditSummary
+	for rows.Next() {
+		var a AuditSummary
+		if err := rows.Scan(&a.Day, &a.Type, &a.Count, &a.Rows); err != nil {
+			return nil, fmt.Errorf("store: summarize audit: %w", err)
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// AuditPruneCandidate returns the last seq of records whose time is
+// before cutoff, after keeping at least keep newest records; 0 if none.
+func (s *Store) AuditPruneCandidate(ctx context.Context, cutoff time.Time, keepNewest int64) (int64, error) {
+	var seq sql.NullInt64
+	err := s.db.QueryRowContext(ctx, `SELECT max(seq) FROM audit WHERE at < ? AND seq <= (SELECT max(seq) FROM audit) - ?`,
+		unixMilli(cutoff), keepNewest).Scan(&seq)
+	if err != nil {
+		return 0, fmt.Errorf("store: audit prune candidate: %w", err)
+	}
+	return seq.Int64, nil
+}
+
+// AuditSize returns the number of records and their approximate bytes.
+func (s *Store) AuditSize(ctx context.Context) (int64, int64, error) {
+	var n, bytes sql.NullInt64
+	err := s.db.QueryRowContext(ctx, `SELECT count(*), sum(length(type) + length(source) + length(target) + length(detail) + 80) FROM audit`).Scan(&n, &bytes)
+	if err != nil {
+		return 0, 0, fmt.Errorf("store: audit size: %w", err)
+	}
+	return n.Int64, bytes.Int64, nil
+}

@@ -261,6 +261,13 @@ var migrations = []string{
 		at   INTEGER NOT NULL,
 		sig  BLOB NOT NULL
 	);`,
+	// 9: where a pruned evidence log now starts: the seq and hash of the
+	// last record removed, so the rest still verifies.
+	`CREATE TABLE audit_anchor (
+		id   INTEGER PRIMARY KEY CHECK (id = 1),
+		seq  INTEGER NOT NULL,
+		hash BLOB NOT NULL
+	);`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
