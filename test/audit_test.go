@@ -74,6 +74,9 @@ func TestAuditCountsFlood(t *testing.T) {
 	if out := runCLI(t, p, "audit", "verify"); !strings.HasPrefix(string(out), "ok:") {
 		t.Fatalf("audit verify: %s", out)
 	}
+	if out := string(runCLI(t, p, "audit", "show", "1")); !strings.Contains(out, "record  1\n") || !strings.Contains(out, "hash    ") {
+		t.Errorf("audit show 1: %s", out)
+	}
 	exp := filepath.Join(t.TempDir(), "export.json")
 	runCLI(t, p, "audit", "export", "--out", exp)
 	if out := runCLI(t, p, "audit", "verify", "--against", exp); !strings.HasPrefix(string(out), "ok:") {

@@ -119,6 +119,35 @@ func auditCmd(args []string, env Env) error {
 			}
 			return tw.Flush()
 		})
+	case "show":
+		pos, err := parse(fs, args[1:])
+		if err != nil {
+			return err
+		}
+		var seq int64
+		if len(pos) != 1 {
+			return fmt.Errorf("%w: audit show takes one record number", ErrUsage)
+		}
+		if _, err := fmt.Sscan(pos[0], &seq); err != nil || seq < 1 {
+			return fmt.Errorf("%w: audit show: %q is not a record number", ErrUsage, pos[0])
+		}
+		return withStore(ctx, c, func(st *store.Store) error {
+			rs, err := st.AuditRecords(ctx, store.AuditFilter{AfterSeq: seq - 1, Limit: 1})
+			if err != nil {
+				return err
+			}
+			if len(rs) == 0 || rs[0].Seq != seq {
+				return fmt.Errorf("audit record %d: %w", seq, store.ErrNotFound)
+			}
+			r := rs[0]
+			if c.json {
+				return printJSON(env.Stdout, r)
+			}
+			fmt.Fprintf(env.Stdout, "record  %d\nwritten %s\ntype    %s\nsource  %s\ntarget  %s\ncount   %d\nfirst   %s\nlast    %s\ndetail  %s\nhash    %x\n",
+				r.Seq, r.At.Format(time.RFC3339Nano), r.Type, r.Source, r.Target, r.Count,
+				r.First.Format(time.RFC3339Nano), r.Last.Format(time.RFC3339Nano), r.Detail, r.Hash)
+			return nil
+		})
 	case "verify":
 		against := fs.String("against", "", "also check the log against the checkpoints in an export kept elsewhere")
 		if pos, err := parse(fs, args[1:]); err != nil {
@@ -167,7 +196,7 @@ func auditCmd(args []string, env Env) error {
 			return exportAudit(ctx, env, st, *out)
 		})
 	}
-	return fmt.Errorf("%w: unknown audit subcommand %q: use list, verify or export", ErrUsage, args[0])
+	return fmt.Errorf("%w: unknown audit subcommand %q: use list, show, verify or export", ErrUsage, args[0])
 }
 
 // exportFile is what `audit export` writes: the records, the checkpoints

@@ -62,6 +62,7 @@ Commands:
   sekisho ban add ADDRESS [--for DURATION] [--reason TEXT]
   sekisho ban del ADDRESS
   sekisho audit list [--type T] [--source S] [--since D] [--limit N]
+  sekisho audit show SEQ
   sekisho audit verify [--against EXPORT]        check the evidence log's chain and signed checkpoints
   sekisho audit export [--out FILE]
 
