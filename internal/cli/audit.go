@@ -28,16 +28,17 @@ var mutating = map[string]bool{
 }
 
 // recordChange writes a config-change record for a CLI command that
-// succeeded: who ran it (the OS user) and the whole command line, in which
-// no secret ever appears (passwords come from files or are generated).
-func recordChange(args []string) error {
+// succeeded: who ran it (the OS user), the whole command line (in which no
+// secret ever appears: passwords come from files or are generated), and
+// the thing changed as it was before and after. before is what
+// snapshotBefore took.
+func recordChange(args []string, before any) error {
 	if len(args) < 2 || !mutating[args[0]+" "+args[1]] {
 		return nil
 	}
-	data := findData(args)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	st, err := store.Open(ctx, data)
+	st, err := store.Open(ctx, findData(args))
 	if err != nil {
 		return err
 	}
@@ -57,10 +58,92 @@ func recordChange(args []string) error {
 	case "ban add":
 		typ = audit.Ban
 	}
+	detail, _ := json.Marshal(struct {
+		Command string `json:"command"`
+		Before  any    `json:"before"`
+		After   any    `json:"after"`
+	}{"sekisho " + strings.Join(args, " "), before, snapshot(ctx, st, args)})
 	now := time.Now()
 	_, err = st.AppendAudit(ctx, []store.AuditRecord{{At: now, Type: typ, Source: "cli:" + who, Target: args[0] + " " + args[1],
-		Count: 1, First: now, Last: now, Detail: "sekisho " + strings.Join(args, " ")}}, audit.Hash)
+		Count: 1, First: now, Last: now, Detail: string(detail)}}, audit.Hash)
 	return err
+}
+
+// snapshotBefore takes the state a mutating command is about to change,
+// for its config-change record; nil for other commands.
+func snapshotBefore(args []string) any {
+	if len(args) < 2 || !mutating[args[0]+" "+args[1]] {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := store.Open(ctx, findData(args))
+	if err != nil {
+		return nil
+	}
+	defer st.Close()
+	return snapshot(ctx, st, args)
+}
+
+// extView is an extension as a change record shows it: never its hashes.
+type extView struct {
+	Number, Name, Digest, Class, Countries, Profile, Networks, Suspended string
+	PasswordSet                                                        time.Time
+}
+
+// snapshot returns the thing args changes, as it is now (nil if absent).
+func snapshot(ctx context.Context, st *store.Store, args []string) any {
+	arg := ""
+	for _, a := range args[2:] {
+		if !strings.HasPrefix(a, "-") {
+			arg = a
+			break
+		}
+	}
+	switch args[0] {
+	case "ext":
+		e, err := st.Extension(ctx, arg)
+		if err != nil {
+			return nil
+		}
+		v := extView{Number: e.Number, Name: e.Name, Digest: e.Digest, Class: e.Class, Countries: e.Countries,
+			Profile: e.Profile, Networks: e.Networks, Suspended: e.SuspendReason, PasswordSet: e.Updated.UTC()}
+		return v
+	case "profile":
+		if p, err := st.Profile(ctx, arg); err == nil {
+			return p
+		}
+	case "limits":
+		ls, _ := st.ScopeLimits(ctx)
+		f, _ := st.IntlFreeze(ctx)
+		return map[string]any{"limits": ls, "intl_frozen": f.Reason}
+	case "rate":
+		rs, _ := st.Rates(ctx)
+		for _, r := range rs {
+			if r.Prefix == arg {
+				return r
+			}
+		}
+	case "ban":
+		bs, _ := st.Bans(ctx)
+		for _, b := range bs {
+			if b.Address == arg {
+				return b
+			}
+		}
+	case "trunk":
+		ts, _ := st.Trunks(ctx)
+		for _, t := range ts {
+			if t.Name == arg {
+				return toTrunkJSON(t) // no password, only whether there is one
+			}
+		}
+	case "did":
+		if d, err := st.LookupDID(ctx, arg); err == nil {
+			return d
+		}
+	}
+	return nil
 }
 
 // findData returns the --data value in args, or the default.

@@ -76,10 +76,11 @@ and --json for machine-readable output.
 // Main runs the command in args (without the program name) and returns
 // the process exit code.
 func Main(args []string, env Env) int {
+	before := snapshotBefore(args)
 	err := run(args, env)
 	if err == nil {
 		// A change that cannot be written down is reported, not hidden.
-		if aerr := recordChange(args); aerr != nil {
+		if aerr := recordChange(args, before); aerr != nil {
 			err = fmt.Errorf("the change was made but could not be written to the evidence log: %w", aerr)
 		}
 	}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 )
@@ -45,4 +46,33 @@ func TestPolicyCommands(t *testing.T) {
 	ok("deleted", "rate", "del", "+232")
 	ok("ID", "alert", "list")
 	ok("[]", "alert", "list", "--json")
+}
+
+// TestChangesRecorded: every change made with the CLI is in the evidence
+// log with who, the command, and the thing before and after; never a
+// password hash.
+func TestChangesRecorded(t *testing.T) {
+	dir := t.TempDir()
+	runCLI(t, "ext", "add", "201", "--data", dir)
+	if code, _, errs := runCLI(t, "ext", "set", "201", "--class", "domestic", "--data", dir); code != 0 {
+		t.Fatal(errs)
+	}
+	_, out, _ := runCLI(t, "audit", "list", "--json", "--data", dir)
+	var recs []struct {
+		Type, Source, Target, Detail string
+	}
+	if err := json.Unmarshal([]byte(out), &recs); err != nil || len(recs) != 2 {
+		t.Fatalf("records %q: %v", out, err)
+	}
+	set := recs[0] // newest first
+	if set.Type != "config-change" || set.Target != "ext set" || !strings.HasPrefix(set.Source, "cli:") ||
+		!strings.Contains(set.Detail, `"before":{"Number":"201"`) || !strings.Contains(set.Detail, `"Class":"domestic"`) {
+		t.Errorf("change record %+v", set)
+	}
+	if strings.Contains(out, "HA1") || strings.Contains(out, "ha1") {
+		t.Error("a password hash reached the evidence log")
+	}
+	if code, out, _ := runCLI(t, "audit", "verify", "--data", dir); code != 0 || !strings.HasPrefix(out, "ok:") {
+		t.Errorf("verify: %d %s", code, out)
+	}
 }
