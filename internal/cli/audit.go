@@ -88,7 +88,7 @@ func snapshotBefore(args []string) any {
 // extView is an extension as a change record shows it: never its hashes.
 type extView struct {
 	Number, Name, Digest, Class, Countries, Profile, Networks, Suspended string
-	PasswordSet                                                        time.Time
+	PasswordSet                                                          time.Time
 }
 
 // snapshot returns the thing args changes, as it is now (nil if absent).
