@@ -31,6 +31,7 @@ const (
 	AuditFailure  = "audit-failure"  // the log could not be written for a while
 	ExportFailure = "export-failure" // an off-box copy failed
 	Summary       = "summary"        // a day's count of one type, kept when its records are pruned
+	Dropped       = "dropped"        // aggregated; packets the door dropped unread, per source and why
 	Prune         = "prune"          // records removed for age or size, and why
 )
 
@@ -123,7 +124,10 @@ func New(cfg Config, st Store, key ed25519.PrivateKey, alerts Alerter, log *slog
 func (r *Recorder) Healthy() bool { return r.healthy.Load() }
 
 // Note counts an event into its aggregate.
-func (r *Recorder) Note(e Event) {
+func (r *Recorder) Note(e Event) { r.Add(e, 1) }
+
+// Add counts n events alike into their aggregate.
+func (r *Recorder) Add(e Event, n int64) {
 	if e.At.IsZero() {
 		e.At = time.Now()
 	}
@@ -145,7 +149,7 @@ func (r *Recorder) Note(e Event) {
 			r.open[k] = a
 		}
 	}
-	a.count++
+	a.count += n
 	a.last = e.At
 	if e.Sample != "" && len(a.samples) < r.cfg.Samples {
 		seen := false

@@ -130,6 +130,9 @@ type Guard struct {
 	seed   maphash.Seed
 	shards [shardCount]shard
 
+	dropMu sync.Mutex
+	drops  map[DropKey]uint64 // packets dropped since the last DrainDrops; guarded by dropMu
+
 	mu       sync.Mutex
 	bans     map[netip.Addr]store.Ban            // every ban row; guarded by mu
 	accounts map[string]map[netip.Addr]time.Time // account -> failing sources; guarded by mu
@@ -179,7 +182,7 @@ func New(ctx context.Context, cfg Config, st Store, alerts Alerter, isTrunk func
 	}
 	g := &Guard{cfg: cfg, st: st, alert: alerts, log: log, now: time.Now, isTrunk: isTrunk,
 		scanners: parseScanners(scanners), seed: maphash.MakeSeed(),
-		bans: map[netip.Addr]store.Ban{}, accounts: map[string]map[netip.Addr]time.Time{}, alerted: map[string]time.Time{}}
+		drops: map[DropKey]uint64{}, bans: map[netip.Addr]store.Ban{}, accounts: map[string]map[netip.Addr]time.Time{}, alerted: map[string]time.Time{}}
 	for i := range g.shards {
 		g.shards[i].sources = map[netip.Addr]*source{}
 	}
@@ -240,12 +243,39 @@ func (g *Guard) Banned(addr netip.Addr) bool {
 	return ok && g.now().Before(until)
 }
 
+// DropKey counts drops per source and why: so the evidence log can say
+// how often a banned attacker kept trying, not only that it was banned.
+type DropKey struct {
+	Addr   netip.Addr // the zero Addr: sources beyond the tracking bound
+	Banned bool       // false: over its rate
+}
+
+func (g *Guard) noteDrop(addr netip.Addr, banned bool) {
+	g.dropped.Add(1)
+	k := DropKey{addr, banned}
+	g.dropMu.Lock()
+	if _, ok := g.drops[k]; !ok && len(g.drops) >= g.cfg.MaxSources {
+		k.Addr = netip.Addr{}
+	}
+	g.drops[k]++
+	g.dropMu.Unlock()
+}
+
+// DrainDrops returns the drops counted since the last call and resets them.
+func (g *Guard) DrainDrops() map[DropKey]uint64 {
+	g.dropMu.Lock()
+	defer g.dropMu.Unlock()
+	d := g.drops
+	g.drops = map[DropKey]uint64{}
+	return d
+}
+
 // Admit is the first check on every packet and connection: false means
 // drop it without a word (a banned source, or one over its rate).
 func (g *Guard) Admit(addr netip.Addr) bool {
 	addr = addr.Unmap()
 	if g.Banned(addr) {
-		g.dropped.Add(1)
+		g.noteDrop(addr, true)
 		return false
 	}
 	rate, burst := g.cfg.Rate, g.cfg.Burst
@@ -266,7 +296,7 @@ func (g *Guard) Admit(addr netip.Addr) bool {
 			// spoofed flood). New ones share this shard's overflow bucket.
 			ok := sh.overflow.take(now, rate, burst)
 			if !ok {
-				g.dropped.Add(1)
+				g.noteDrop(netip.Addr{}, false)
 			}
 			return ok
 		}
@@ -275,7 +305,7 @@ func (g *Guard) Admit(addr netip.Addr) bool {
 	}
 	src.lastSeen = now
 	if !src.b.take(now, rate, burst) {
-		g.dropped.Add(1)
+		g.noteDrop(addr, false)
 		return false
 	}
 	return true

@@ -296,6 +296,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	auditDone := make(chan struct{})
 	go func() { s.audit.Run(auditCtx); close(auditDone) }()
 	go every(sweepCtx, time.Hour, func() { s.prune(sweepCtx) })
+	go every(sweepCtx, 5*time.Second, s.countDrops)
 	for _, c := range collectors {
 		go audit.NewExporter(c, st, s.audit, akey.Public().(ed25519.PublicKey), syslogRoots, log).Run(sweepCtx)
 	}
@@ -337,6 +338,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	<-cdrDone
 	flushCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	left := s.cdrs.Flush(flushCtx)
+	s.countDrops()
 	stopAudit()
 	<-auditDone
 	if n := s.audit.Flush(flushCtx); n > 0 {
@@ -415,6 +417,22 @@ func waitAttempts(ctx context.Context, wg *sync.WaitGroup) {
 	select {
 	case <-done:
 	case <-ctx.Done():
+	}
+}
+
+// countDrops moves the guard's drop counts into the evidence log: how
+// often each banned or throttled source kept sending, exactly.
+func (s *Server) countDrops() {
+	now := time.Now()
+	for k, n := range s.guard.DrainDrops() {
+		src, why := k.Addr.String(), "over its rate"
+		if !k.Addr.IsValid() {
+			src = "*"
+		}
+		if k.Banned {
+			why = "banned"
+		}
+		s.audit.Add(audit.Event{Type: audit.Dropped, Source: src, Target: why, At: now, Detail: "packets dropped before parsing"}, int64(n))
 	}
 }
 
