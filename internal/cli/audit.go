@@ -239,15 +239,7 @@ func auditCmd(args []string, env Env) error {
 			return fmt.Errorf("%w: audit verify takes flags only", ErrUsage)
 		}
 		return withStore(ctx, c, func(st *store.Store) error {
-			key, err := audit.LoadKey(st.Dir())
-			if err != nil {
-				return err
-			}
-			rs, err := st.AuditRecords(ctx, store.AuditFilter{})
-			if err != nil {
-				return err
-			}
-			cps, err := st.AuditCheckpoints(ctx)
+			key, rs, cps, err := loadLog(ctx, st)
 			if err != nil {
 				return err
 			}
@@ -292,16 +284,22 @@ type exportFile struct {
 	Checkpoints []store.AuditCheckpoint `json:"checkpoints"`
 }
 
-func exportAudit(ctx context.Context, env Env, st *store.Store, out string) error {
+// loadLog reads the whole evidence log, its checkpoints and its key.
+func loadLog(ctx context.Context, st *store.Store) (ed25519.PrivateKey, []store.AuditRecord, []store.AuditCheckpoint, error) {
 	key, err := audit.LoadKey(st.Dir())
 	if err != nil {
-		return err
+		return nil, nil, nil, err
 	}
 	rs, err := st.AuditRecords(ctx, store.AuditFilter{})
 	if err != nil {
-		return err
+		return nil, nil, nil, err
 	}
 	cps, err := st.AuditCheckpoints(ctx)
+	return key, rs, cps, err
+}
+
+func exportAudit(ctx context.Context, env Env, st *store.Store, out string) error {
+	key, rs, cps, err := loadLog(ctx, st)
 	if err != nil {
 		return err
 	}
