@@ -17,7 +17,6 @@ import (
 	"hash/maphash"
 	"log/slog"
 	"net/netip"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -425,37 +424,10 @@ func (g *Guard) Ban(ctx context.Context, addr netip.Addr, reason string, d time.
 	return b
 }
 
-// Lift ends addr's ban in memory (the store is updated by the caller).
-func (g *Guard) Lift(addr netip.Addr) {
-	addr = addr.Unmap()
-	g.mu.Lock()
-	if b, ok := g.bans[addr]; ok {
-		b.Until = g.now()
-		g.bans[addr] = b
-		g.publish()
-	}
-	g.mu.Unlock()
-}
-
 // Scanner reports which scanner fingerprint userAgent matches, "" if none.
 func (g *Guard) Scanner(userAgent string) string {
 	if !g.cfg.ScannerBan || userAgent == "" {
 		return ""
 	}
 	return matchScanner(g.scanners, userAgent)
-}
-
-// ActiveBans lists the bans in force, by address.
-func (g *Guard) ActiveBans() []store.Ban {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	now := g.now()
-	var out []store.Ban
-	for _, b := range g.bans {
-		if b.Active(now) {
-			out = append(out, b)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Address < out[j].Address })
-	return out
 }
