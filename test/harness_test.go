@@ -94,11 +94,13 @@ type PBX struct {
 	IP      string
 	Port    int // SIP port, UDP and TCP
 	TLSPort int // SIP over TLS port
-	cmd     *exec.Cmd
-	logMu   sync.Mutex
-	log     bytes.Buffer
-	done    chan struct{}
-	waitErr error
+	// ConsolePort is the console's port on IP.
+	ConsolePort int
+	cmd         *exec.Cmd
+	logMu       sync.Mutex
+	log         bytes.Buffer
+	done        chan struct{}
+	waitErr     error
 
 	secretsMu sync.Mutex
 	secrets   []string // every password the CLI printed; must never appear in the log
@@ -129,8 +131,10 @@ func startPBXIn(t *testing.T, dir string, extra ...string) *PBX {
 	p.Port = freePort(t, p.IP)
 	addr := p.SIPAddr()
 	p.TLSPort = freePort(t, p.IP)
+	p.ConsolePort = freePort(t, p.IP)
 	args := append([]string{"serve", "--data", p.Data, "--sip-udp", addr, "--sip-tcp", addr,
 		"--sip-tls", net.JoinHostPort(p.IP, fmt.Sprint(p.TLSPort)),
+		"--console", net.JoinHostPort(p.IP, fmt.Sprint(p.ConsolePort)),
 		"--grace", "2s", "--log-level", "debug"}, extra...)
 	p.cmd = exec.Command(binPath, args...)
 	pr, pw, err := os.Pipe()

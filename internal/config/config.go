@@ -57,6 +57,11 @@ type Config struct {
 	AuditCheckpoint Duration `json:"audit-checkpoint"`
 	AuditKeep       Duration `json:"audit-keep"`
 	AuditMaxMB      int      `json:"audit-max-mb"`
+
+	// The console.
+	Console       string `json:"console"`
+	AdminNetworks string `json:"admin-networks"`
+	Maintenance   bool   `json:"maintenance"`
 }
 
 // Duration is a time.Duration written as "30s" in JSON.
@@ -119,6 +124,7 @@ func Default() Config {
 		AuditCheckpoint: Duration(time.Minute),
 		AuditKeep:       Duration(90 * 24 * time.Hour),
 		AuditMaxMB:      256,
+		Console:         "127.0.0.1:8080",
 	}
 }
 
@@ -153,6 +159,9 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.Var((*durationFlag)(&c.AuditCheckpoint), "audit-checkpoint", "sign a checkpoint of the evidence log this often while it grows")
 	fs.Var((*durationFlag)(&c.AuditKeep), "audit-keep", "evidence records older than this are pruned into daily summaries (2160h = 90 days)")
 	fs.IntVar(&c.AuditMaxMB, "audit-max-mb", c.AuditMaxMB, "prune the oldest evidence records into daily summaries while the log is larger than this")
+	fs.StringVar(&c.Console, "console", c.Console, "console (web API) listen address: loopback, or an address in --admin-networks that SIP does not use; empty: no console")
+	fs.StringVar(&c.AdminNetworks, "admin-networks", c.AdminNetworks, "CIDR prefixes besides loopback that may reach the console")
+	fs.BoolVar(&c.Maintenance, "maintenance", c.Maintenance, "let the vendor's maintenance accounts log in to the console")
 	fs.StringVar(&c.SyslogCA, "syslog-ca", c.SyslogCA, "PEM CA certificates trusted for tls:// collectors (default: the system's)")
 	fs.StringVar(&c.AlertWebhooks, "alert-webhooks", c.AlertWebhooks, "comma-separated http(s) URLs that alerts (suspensions, freezes) are POSTed to, signed with DATA/webhook.key")
 }
@@ -242,6 +251,9 @@ func (c *Config) Validate() error {
 	}
 	if _, err := c.Networks(); err != nil {
 		return err
+	}
+	if _, err := ParseNetworks(c.AdminNetworks); err != nil {
+		return fmt.Errorf("config: admin-networks: %w", err)
 	}
 	switch c.DigestOffer {
 	case "md5", "sha256", "both":

@@ -30,6 +30,7 @@ import (
 	"github.com/sekisho/sekisho/internal/cdr"
 	"github.com/sekisho/sekisho/internal/chain"
 	"github.com/sekisho/sekisho/internal/config"
+	"github.com/sekisho/sekisho/internal/console"
 	"github.com/sekisho/sekisho/internal/credential"
 	"github.com/sekisho/sekisho/internal/dialplan"
 	"github.com/sekisho/sekisho/internal/digest"
@@ -88,6 +89,12 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		// Fail closed: without the region's habits sekisho would not
 		// know its emergency numbers or its international prefix.
 		return fmt.Errorf("config: region: %s: sekisho knows the dialling habits of %s only; set one of them", cfg.Region, strings.Join(dialplan.Regions(), ", "))
+	}
+	adminNets, _ := config.ParseNetworks(cfg.AdminNetworks) // validated above
+	if cfg.Console != "" {
+		if err := console.CheckListen(cfg.Console, adminNets, []string{cfg.SIPUDP, cfg.SIPTCP, cfg.SIPTLS}); err != nil {
+			return err
+		}
 	}
 	collectors, err := audit.ParseCollectors(cfg.Syslog)
 	if err != nil {
@@ -261,6 +268,14 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	regs := trunk.NewRegistrations(s.trunks, s.client, st, log, host, port, bcfg.UDPLocal)
 	defer regs.Close()
 	s.routes()
+
+	if cfg.Console != "" {
+		stopConsole, err := s.startConsole(adminNets)
+		if err != nil {
+			return err
+		}
+		defer stopConsole()
+	}
 
 	cdrCtx, stopCDR := context.WithCancel(context.Background())
 	cdrDone := make(chan struct{})

@@ -268,6 +268,22 @@ var migrations = []string{
 		seq  INTEGER NOT NULL,
 		hash BLOB NOT NULL
 	);`,
+	// 10: console accounts and sessions. Passwords as argon2id hashes,
+	// session tokens as SHA-256: a stolen database opens no session.
+	`CREATE TABLE admins (
+		username     TEXT PRIMARY KEY,
+		hash         TEXT NOT NULL,
+		role         TEXT NOT NULL,
+		created_at   INTEGER NOT NULL,
+		failures     INTEGER NOT NULL DEFAULT 0,
+		locked_until INTEGER NOT NULL DEFAULT 0
+	);
+	CREATE TABLE sessions (
+		token_hash BLOB PRIMARY KEY,
+		username   TEXT NOT NULL,
+		created_at INTEGER NOT NULL,
+		seen_at    INTEGER NOT NULL
+	);`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
