@@ -36,13 +36,12 @@ func recordChange(args []string, before any) error {
 	if len(args) < 2 || !mutating[args[0]+" "+args[1]] {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	st, err := store.Open(ctx, findData(args))
-	if err != nil {
-		return err
-	}
-	defer st.Close()
+	return onChangeStore(args, func(ctx context.Context, st *store.Store) error {
+		return appendChange(ctx, st, args, before)
+	})
+}
+
+func appendChange(ctx context.Context, st *store.Store, args []string, before any) error {
 	who := "unknown"
 	if u, err := user.Current(); err == nil {
 		who = u.Username
@@ -64,7 +63,7 @@ func recordChange(args []string, before any) error {
 		After   any    `json:"after"`
 	}{"sekisho " + strings.Join(args, " "), before, snapshot(ctx, st, args)})
 	now := time.Now()
-	_, err = st.AppendAudit(ctx, []store.AuditRecord{{At: now, Type: typ, Source: "cli:" + who, Target: args[0] + " " + args[1],
+	_, err := st.AppendAudit(ctx, []store.AuditRecord{{At: now, Type: typ, Source: "cli:" + who, Target: args[0] + " " + args[1],
 		Count: 1, First: now, Last: now, Detail: string(detail)}}, audit.Hash)
 	return err
 }
@@ -75,14 +74,24 @@ func snapshotBefore(args []string) any {
 	if len(args) < 2 || !mutating[args[0]+" "+args[1]] {
 		return nil
 	}
+	var v any
+	onChangeStore(args, func(ctx context.Context, st *store.Store) error {
+		v = snapshot(ctx, st, args)
+		return nil
+	})
+	return v
+}
+
+// onChangeStore runs fn on the store a command's --data names.
+func onChangeStore(args []string, fn func(context.Context, *store.Store) error) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	st, err := store.Open(ctx, findData(args))
 	if err != nil {
-		return nil
+		return err
 	}
 	defer st.Close()
-	return snapshot(ctx, st, args)
+	return fn(ctx, st)
 }
 
 // extView is an extension as a change record shows it: never its hashes.

@@ -179,45 +179,50 @@ func showPassword(env Env, c common, e store.Extension, pw, what string) error {
 	return nil
 }
 
-func extPasswd(ctx context.Context, env Env, c common, number, file string) error {
-	st, err := openStore(ctx, c.data)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	e, err := st.Extension(ctx, number)
-	if err != nil {
-		return err
-	}
-	var pw string
-	if file != "" {
-		if pw, err = readSecretFile(file); err != nil {
+// withExtension runs fn with the store and extension number, which must exist.
+func withExtension(ctx context.Context, c common, number string, fn func(*store.Store, store.Extension) error) error {
+	return withStore(ctx, c, func(st *store.Store) error {
+		e, err := st.Extension(ctx, number)
+		if err != nil {
 			return err
 		}
-		if err := credential.CheckChosen(number, pw, e.Name); err != nil {
-			return fmt.Errorf("--password-file: %w", err)
+		return fn(st, e)
+	})
+}
+
+func extPasswd(ctx context.Context, env Env, c common, number, file string) error {
+	return withExtension(ctx, c, number, func(st *store.Store, e store.Extension) error {
+		var err error
+		var pw string
+		if file != "" {
+			if pw, err = readSecretFile(file); err != nil {
+				return err
+			}
+			if err := credential.CheckChosen(number, pw, e.Name); err != nil {
+				return fmt.Errorf("--password-file: %w", err)
+			}
+		} else if pw, err = credential.NewPassword(); err != nil {
+			return err
 		}
-	} else if pw, err = credential.NewPassword(); err != nil {
-		return err
-	}
-	realm, err := st.Setting(ctx, store.SettingRealm, store.DefaultRealm)
-	if err != nil {
-		return err
-	}
-	e.Realm = realm
-	hashes(&e, pw)
-	if err := st.UpdateExtension(ctx, e); err != nil {
-		return err
-	}
-	if file != "" {
-		// A password the person chose is not echoed back.
-		pw = ""
-		if !c.json {
-			fmt.Fprintf(env.Stdout, "extension %s: password changed\n", number)
-			return nil
+		realm, err := st.Setting(ctx, store.SettingRealm, store.DefaultRealm)
+		if err != nil {
+			return err
 		}
-	}
-	return showPassword(env, c, e, pw, "has a new password")
+		e.Realm = realm
+		hashes(&e, pw)
+		if err := st.UpdateExtension(ctx, e); err != nil {
+			return err
+		}
+		if file != "" {
+			// A password the person chose is not echoed back.
+			pw = ""
+			if !c.json {
+				fmt.Fprintf(env.Stdout, "extension %s: password changed\n", number)
+				return nil
+			}
+		}
+		return showPassword(env, c, e, pw, "has a new password")
+	})
 }
 
 // readSecretFile returns the first line of a --password-file. Secrets come
@@ -237,66 +242,60 @@ func readSecretFile(path string) (string, error) {
 }
 
 func extSet(ctx context.Context, env Env, c common, number string, set map[string]bool, class, countries, profile, networks string) error {
-	st, err := openStore(ctx, c.data)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	e, err := st.Extension(ctx, number)
-	if err != nil {
-		return err
-	}
-	if set["class"] {
-		cl, err := policy.ParseClass(class)
+	return withExtension(ctx, c, number, func(st *store.Store, e store.Extension) error {
+		var err error
+		if set["class"] {
+			cl, err := policy.ParseClass(class)
+			if err != nil {
+				return fmt.Errorf("%w: --class: %v", ErrUsage, err)
+			}
+			e.Class = string(cl)
+		}
+		if set["countries"] {
+			if e.Countries, err = policy.ParseCountries(countries); err != nil {
+				return fmt.Errorf("%w: --countries: %v", ErrUsage, err)
+			}
+		}
+		if set["profile"] {
+			if profile == policy.DefaultProfile {
+				profile = ""
+			} else if _, err := st.Profile(ctx, profile); err != nil {
+				return fmt.Errorf("--profile: %w (create it with: sekisho profile add %s)", err, profile)
+			}
+			e.Profile = profile
+		}
+		if set["networks"] {
+			if networks == "default" {
+				networks = ""
+			}
+			nets, err := config.ParseNetworks(networks)
+			if err != nil {
+				return fmt.Errorf("%w: --networks: %v", ErrUsage, err)
+			}
+			parts := make([]string, len(nets))
+			for i, n := range nets {
+				parts[i] = n.String()
+			}
+			e.Networks = strings.Join(parts, ",")
+		}
+		if err := st.UpdateExtension(ctx, e); err != nil {
+			return err
+		}
+		p, err := policyOf(ctx, st, e)
 		if err != nil {
-			return fmt.Errorf("%w: --class: %v", ErrUsage, err)
+			return err
 		}
-		e.Class = string(cl)
-	}
-	if set["countries"] {
-		if e.Countries, err = policy.ParseCountries(countries); err != nil {
-			return fmt.Errorf("%w: --countries: %v", ErrUsage, err)
+		if c.json {
+			return printJSON(env.Stdout, map[string]string{"number": e.Number, "class": string(p.Profile.Class),
+				"countries": p.Profile.Countries, "profile": p.Profile.Name, "networks": e.Networks})
 		}
-	}
-	if set["profile"] {
-		if profile == policy.DefaultProfile {
-			profile = ""
-		} else if _, err := st.Profile(ctx, profile); err != nil {
-			return fmt.Errorf("--profile: %w (create it with: sekisho profile add %s)", err, profile)
+		nets := e.Networks
+		if nets == "" {
+			nets = "the phone networks"
 		}
-		e.Profile = profile
-	}
-	if set["networks"] {
-		if networks == "default" {
-			networks = ""
-		}
-		nets, err := config.ParseNetworks(networks)
-		if err != nil {
-			return fmt.Errorf("%w: --networks: %v", ErrUsage, err)
-		}
-		parts := make([]string, len(nets))
-		for i, n := range nets {
-			parts[i] = n.String()
-		}
-		e.Networks = strings.Join(parts, ",")
-	}
-	if err := st.UpdateExtension(ctx, e); err != nil {
-		return err
-	}
-	p, err := policyOf(ctx, st, e)
-	if err != nil {
-		return err
-	}
-	if c.json {
-		return printJSON(env.Stdout, map[string]string{"number": e.Number, "class": string(p.Profile.Class),
-			"countries": p.Profile.Countries, "profile": p.Profile.Name, "networks": e.Networks})
-	}
-	nets := e.Networks
-	if nets == "" {
-		nets = "the phone networks"
-	}
-	fmt.Fprintf(env.Stdout, "extension %s: profile %s, class %s, countries abroad: %s, may come from: %s\n", e.Number, p.Profile.Name, p.Profile.Class, orNone(p.Profile.Countries), nets)
-	return nil
+		fmt.Fprintf(env.Stdout, "extension %s: profile %s, class %s, countries abroad: %s, may come from: %s\n", e.Number, p.Profile.Name, p.Profile.Class, orNone(p.Profile.Countries), nets)
+		return nil
+	})
 }
 
 // policyOf resolves an extension's effective policy as the server would.
@@ -320,28 +319,21 @@ func loadPolicy(ctx context.Context, st *store.Store) (*policy.Book, error) {
 // extUnlock lifts a suspension. The running server sees it on the next
 // call attempt and starts the extension's counters afresh.
 func extUnlock(ctx context.Context, env Env, c common, number string) error {
-	st, err := openStore(ctx, c.data)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	e, err := st.Extension(ctx, number)
-	if err != nil {
-		return err
-	}
-	was, err := st.Unlock(ctx, number, time.Now())
-	if err != nil {
-		return err
-	}
-	if c.json {
-		return printJSON(env.Stdout, map[string]any{"number": number, "was_suspended": was, "reason": e.SuspendReason})
-	}
-	if !was {
-		fmt.Fprintf(env.Stdout, "extension %s was not suspended; its limit counters start afresh\n", number)
+	return withExtension(ctx, c, number, func(st *store.Store, e store.Extension) error {
+		was, err := st.Unlock(ctx, number, time.Now())
+		if err != nil {
+			return err
+		}
+		if c.json {
+			return printJSON(env.Stdout, map[string]any{"number": number, "was_suspended": was, "reason": e.SuspendReason})
+		}
+		if !was {
+			fmt.Fprintf(env.Stdout, "extension %s was not suspended; its limit counters start afresh\n", number)
+			return nil
+		}
+		fmt.Fprintf(env.Stdout, "extension %s unlocked (was suspended: %s)\n", number, e.SuspendReason)
 		return nil
-	}
-	fmt.Fprintf(env.Stdout, "extension %s unlocked (was suspended: %s)\n", number, e.SuspendReason)
-	return nil
+	})
 }
 
 func orNone(s string) string {
