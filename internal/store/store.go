@@ -284,6 +284,19 @@ var migrations = []string{
 		created_at INTEGER NOT NULL,
 		seen_at    INTEGER NOT NULL
 	);`,
+	// 11: a console account's second factor and the console's VPN peers.
+	// The TOTP secret is sealed by the vault (it must be read back to
+	// check a code); totp_step is the last time step accepted, so a code
+	// is good once. A VPN peer is a WireGuard public key with one tunnel
+	// address; its private key never reaches the PBX.
+	`ALTER TABLE admins ADD COLUMN totp_sealed BLOB;
+	ALTER TABLE admins ADD COLUMN totp_step INTEGER NOT NULL DEFAULT 0;
+	CREATE TABLE vpn_peers (
+		name       TEXT PRIMARY KEY,
+		public_key TEXT NOT NULL UNIQUE,
+		address    TEXT NOT NULL UNIQUE,
+		created_at INTEGER NOT NULL
+	);`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
