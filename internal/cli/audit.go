@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/sekisho/sekisho/internal/admin"
 	"os"
 	"os/user"
 	"strings"
@@ -248,7 +249,7 @@ func auditCmd(args []string, env Env) error {
 			return fmt.Errorf("%w: audit verify takes flags only", ErrUsage)
 		}
 		return withStore(ctx, c, func(st *store.Store) error {
-			key, rs, cps, err := loadLog(ctx, st)
+			l, err := admin.LoadLog(ctx, st)
 			if err != nil {
 				return err
 			}
@@ -263,11 +264,7 @@ func auditCmd(args []string, env Env) error {
 					return fmt.Errorf("--against %s: not a sekisho audit export: %w", *against, err)
 				}
 			}
-			aseq, ahash, err := st.AuditAnchor(ctx)
-			if err != nil {
-				return err
-			}
-			return verifyOut(env, c, anchor{aseq, ahash}, rs, cps, key.Public().(ed25519.PublicKey), ext)
+			return verifyOut(env, c, l, ext)
 		})
 	case "export":
 		out := fs.String("out", "", "write to FILE (default: standard output)")
@@ -293,26 +290,12 @@ type exportFile struct {
 	Checkpoints []store.AuditCheckpoint `json:"checkpoints"`
 }
 
-// loadLog reads the whole evidence log, its checkpoints and its key.
-func loadLog(ctx context.Context, st *store.Store) (ed25519.PrivateKey, []store.AuditRecord, []store.AuditCheckpoint, error) {
-	key, err := audit.LoadKey(st.Dir())
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	rs, err := st.AuditRecords(ctx, store.AuditFilter{})
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	cps, err := st.AuditCheckpoints(ctx)
-	return key, rs, cps, err
-}
-
 func exportAudit(ctx context.Context, env Env, st *store.Store, out string) error {
-	key, rs, cps, err := loadLog(ctx, st)
+	l, err := admin.LoadLog(ctx, st)
 	if err != nil {
 		return err
 	}
-	f := exportFile{PublicKey: hex.EncodeToString(key.Public().(ed25519.PublicKey)), Exported: time.Now().UTC(), Records: rs, Checkpoints: cps}
+	f := exportFile{PublicKey: hex.EncodeToString(l.Key.Public().(ed25519.PublicKey)), Exported: time.Now().UTC(), Records: l.Records, Checkpoints: l.Checkpoints}
 	if f.Records == nil {
 		f.Records = []store.AuditRecord{}
 	}
@@ -326,55 +309,35 @@ func exportAudit(ctx context.Context, env Env, st *store.Store, out string) erro
 	if err := os.WriteFile(out, append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("--out: %w", err)
 	}
-	fmt.Fprintf(env.Stdout, "exported %d records and %d checkpoints to %s\n", len(rs), len(cps), out)
+	fmt.Fprintf(env.Stdout, "exported %d records and %d checkpoints to %s\n", len(l.Records), len(l.Checkpoints), out)
 	return nil
-}
-
-// anchor is where a pruned log starts.
-type anchor struct {
-	seq  int64
-	hash []byte
-}
-
-type verifyJSON struct {
-	OK          bool   `json:"ok"`
-	Records     int    `json:"records"`
-	Checkpoints int    `json:"checkpoints"`
-	BadRecord   int64  `json:"bad_record,omitempty"`
-	Problem     string `json:"problem,omitempty"`
 }
 
 // verifyOut checks the chain and the local checkpoints, then the export's
 // checkpoints (signed by the key in the export) against the local chain.
 // A failed check is an error (exit 1) after the report is printed.
-func verifyOut(env Env, c common, an anchor, rs []store.AuditRecord, cps []store.AuditCheckpoint, pub ed25519.PublicKey, ext *exportFile) error {
-	err := audit.VerifyFrom(an.seq, an.hash, rs, cps, pub)
-	n := len(cps)
-	if err == nil && ext != nil {
-		extPub, derr := hex.DecodeString(ext.PublicKey)
-		if derr != nil || len(extPub) != ed25519.PublicKeySize {
+func verifyOut(env Env, c common, l admin.Log, ext *exportFile) error {
+	var extra []store.AuditCheckpoint
+	var pub ed25519.PublicKey
+	if ext != nil {
+		b, err := hex.DecodeString(ext.PublicKey)
+		if err != nil || len(b) != ed25519.PublicKeySize {
 			return fmt.Errorf("--against: the export has no valid public key")
 		}
-		err = audit.VerifyFrom(an.seq, an.hash, rs, ext.Checkpoints, ed25519.PublicKey(extPub))
-		n += len(ext.Checkpoints)
+		extra, pub = ext.Checkpoints, ed25519.PublicKey(b)
 	}
-	out := verifyJSON{OK: err == nil, Records: len(rs), Checkpoints: n}
-	if p, ok := err.(*audit.Problem); ok {
-		out.BadRecord, out.Problem = p.Seq, p.Reason
-	} else if err != nil {
-		out.Problem = err.Error()
-	}
+	out := l.Verify(extra, pub)
 	if c.json {
 		if perr := printJSON(env.Stdout, out); perr != nil {
 			return perr
 		}
-	} else if err == nil {
+	} else if out.OK {
 		fmt.Fprintf(env.Stdout, "ok: %d records chained, %d checkpoints verified\n", out.Records, out.Checkpoints)
 	} else {
-		fmt.Fprintf(env.Stdout, "FAILED: %v\n", err)
+		fmt.Fprintf(env.Stdout, "FAILED: %s\n", out)
 	}
-	if err != nil {
-		return fmt.Errorf("audit verify: %w", err)
+	if !out.OK {
+		return fmt.Errorf("audit verify: %s", out)
 	}
 	return nil
 }

@@ -2,30 +2,13 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
-	"github.com/sekisho/sekisho/internal/chain"
-	"github.com/sekisho/sekisho/internal/dialplan"
+	"github.com/sekisho/sekisho/internal/admin"
 	"github.com/sekisho/sekisho/internal/store"
-	"github.com/sekisho/sekisho/internal/tollgate"
 )
-
-type checkJSON struct {
-	From      string   `json:"from"`
-	Dialled   string   `json:"dialled"`
-	Kind      string   `json:"kind"`
-	Number    string   `json:"number,omitempty"`
-	E164      string   `json:"e164,omitempty"`
-	Country   string   `json:"country,omitempty"`
-	Withhold  bool     `json:"withhold,omitempty"`
-	Decision  string   `json:"decision"`
-	SIPStatus int      `json:"sip_status,omitempty"`
-	Route     string   `json:"route,omitempty"`
-	Profile   string   `json:"profile,omitempty"`
-	Rate      string   `json:"rate,omitempty"`
-	Reasons   []string `json:"reasons"`
-}
 
 // checkNumber is the dry run of the call path: the same canonicalise and
 // toll gate stages the server runs, on a number, for an extension, without
@@ -43,42 +26,16 @@ func checkNumber(args []string, env Env) error {
 		return fmt.Errorf("%w: check-number takes --from EXT and one dialled STRING", ErrUsage)
 	}
 	ctx := context.Background()
-	st, err := store.Open(ctx, c.data)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	if _, err := st.Extension(ctx, *from); err != nil {
-		return fmt.Errorf("--from %s: %w", *from, err)
-	}
-	region, err := st.Setting(ctx, store.SettingRegion, "JP")
-	if err != nil {
-		return err
-	}
-	prefix, err := st.Setting(ctx, store.SettingOutsidePrefix, "0")
-	if err != nil {
-		return err
-	}
-	book, err := loadPolicy(ctx, st)
-	if err != nil {
-		return err
-	}
-	a := &chain.Attempt{Method: "INVITE", Caller: *from, FromUser: *from, Dialled: pos[0]}
-	v := chain.New(dialplan.Stage{Plan: dialplan.New(region).WithOutsidePrefix(prefix)}, tollgate.Stage{Accounts: st, Policy: book}).Run(ctx, a)
-	out := checkJSON{From: *from, Dialled: pos[0], Kind: string(a.Dest.Kind), Number: a.Dest.Number,
-		E164: a.Dest.E164, Country: a.Dest.Country, Withhold: a.Dest.Withhold, Decision: "allow", Profile: a.Profile.Name}
-	if a.Dest.E164 != "" && a.Dest.Kind != chain.KindEmergency {
-		rate, pfx := book.Current().Rates.Lookup(a.Dest.E164)
-		out.Rate = fmt.Sprintf("%d a minute (%s)", rate, pfx)
-	}
-	if v.Action != chain.Continue {
-		out.Decision, out.SIPStatus = "deny", v.Status
-	} else {
-		out.Route = dryRoute(ctx, st, a.Dest, dialplan.New(region).WithOutsidePrefix(prefix))
-	}
-	for _, s := range a.Trail {
-		out.Reasons = append(out.Reasons, s.Verdict.Reason)
-	}
+	return withStore(ctx, c, func(st *store.Store) error {
+		out, err := admin.CheckNumber(ctx, st, *from, pos[0])
+		if err != nil {
+			return flagError(err)
+		}
+		return printCheck(env, c, out)
+	})
+}
+
+func printCheck(env Env, c common, out admin.Check) error {
 	if c.json {
 		return printJSON(env.Stdout, out)
 	}
@@ -104,21 +61,23 @@ func checkNumber(args []string, env Env) error {
 	return nil
 }
 
-// dryRoute says where an allowed destination would go, without ringing.
-func dryRoute(ctx context.Context, st *store.Store, d chain.Destination, plan *dialplan.Plan) string {
-	if d.Kind == chain.KindExtension {
-		if _, err := st.Extension(ctx, d.Number); err != nil {
-			return "but no extension " + d.Number + " (404)"
-		}
-		return "rings extension " + d.Number
+// positional are the fields the CLI takes as arguments, not flags.
+var positional = map[string]string{"number": "NUMBER", "dialled": "STRING"}
+
+// flagError turns an admin.FieldError into the CLI's words: the flag (or
+// argument) and the fix. A refused value is a usage error (exit 2); a
+// missing or existing thing is an ordinary error (exit 1).
+func flagError(err error) error {
+	var fe *admin.FieldError
+	if !errors.As(err, &fe) {
+		return err
 	}
-	ts, err := st.Trunks(ctx)
-	if err != nil || len(ts) == 0 {
-		return "but no trunk is configured (503)"
+	name := "--" + fe.Field
+	if p, ok := positional[fe.Field]; ok {
+		name = p
 	}
-	n, err := plan.Format(d, ts[0].NumberFormat)
-	if err != nil {
-		return "but trunk " + ts[0].Name + " cannot take it: " + err.Error()
+	if fe.Err != nil {
+		return fmt.Errorf("%s: %s: %w", name, fe.Msg, fe.Err)
 	}
-	return "sent to trunk " + ts[0].Name + " as " + n
+	return fmt.Errorf("%w: %s: %s", ErrUsage, name, fe.Msg)
 }

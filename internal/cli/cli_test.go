@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/sekisho/sekisho/internal/admin"
 	"os"
 	"path/filepath"
 	"strings"
@@ -140,7 +141,7 @@ func TestCheckNumber(t *testing.T) {
 		{"119", "emergency", "allow", 0},
 	} {
 		code, out, errs := runCLI(t, "check-number", "--from", "201", "--json", "--data", dir, tt.dial)
-		var r checkJSON
+		var r admin.Check
 		if code != 0 || json.Unmarshal([]byte(out), &r) != nil {
 			t.Fatalf("%s: exit %d %s %s", tt.dial, code, out, errs)
 		}

@@ -5,15 +5,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/sekisho/sekisho/internal/admin"
 	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/sekisho/sekisho/internal/config"
 	"github.com/sekisho/sekisho/internal/credential"
-	"github.com/sekisho/sekisho/internal/dialplan"
-	"github.com/sekisho/sekisho/internal/policy"
 	"github.com/sekisho/sekisho/internal/store"
 	"github.com/sekisho/sekisho/internal/tollgate"
 )
@@ -102,12 +100,23 @@ func ext(args []string, env Env) error {
 		if len(pos) != 1 {
 			return fmt.Errorf("%w: ext set takes one NUMBER", ErrUsage)
 		}
-		set := map[string]bool{}
-		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-		if !set["class"] && !set["countries"] && !set["profile"] && !set["networks"] {
+		var ch admin.ExtChange
+		fs.Visit(func(f *flag.Flag) {
+			switch f.Name {
+			case "class":
+				ch.Class = class
+			case "countries":
+				ch.Countries = countries
+			case "profile":
+				ch.Profile = profile
+			case "networks":
+				ch.Networks = networks
+			}
+		})
+		if ch.Empty() {
 			return fmt.Errorf("%w: ext set needs --class, --countries, --profile and/or --networks", ErrUsage)
 		}
-		return extSet(ctx, env, c, pos[0], set, *class, *countries, *profile, *networks)
+		return extSet(ctx, env, c, pos[0], ch)
 	case "unlock":
 		pos, err := parse(fs, args[1:])
 		if err != nil {
@@ -131,42 +140,17 @@ func ext(args []string, env Env) error {
 	return fmt.Errorf("%w: unknown ext subcommand %q: use add, list, del, set, passwd or unlock", ErrUsage, args[0])
 }
 
-// hashes fills e's digest hashes for password. The password goes no further.
-func hashes(e *store.Extension, password string) {
-	e.HA1MD5 = credential.HA1(credential.MD5, e.Number, e.Realm, password)
-	e.HA1SHA256 = credential.HA1(credential.SHA256, e.Number, e.Realm, password)
-}
-
 func extAdd(ctx context.Context, env Env, c common, number, name string, offer credential.Offer) error {
-	st, err := openStore(ctx, c.data)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	region, err := st.Setting(ctx, store.SettingRegion, "JP")
-	if err != nil {
-		return err
-	}
-	if err := dialplan.New(region).ValidExtension(number); err != nil {
-		return fmt.Errorf("%w: %v", ErrUsage, err)
-	}
-	realm, err := st.Setting(ctx, store.SettingRealm, store.DefaultRealm)
-	if err != nil {
-		return err
-	}
-	pw, err := credential.NewPassword()
-	if err != nil {
-		return err
-	}
-	e := store.Extension{Number: number, Name: name, Realm: realm, Digest: string(offer)}
-	hashes(&e, pw)
-	if err := st.AddExtension(ctx, e); err != nil {
+	return withStore(ctx, c, func(st *store.Store) error {
+		e, pw, err := admin.AddExtension(ctx, st, number, name, offer)
 		if errors.Is(err, store.ErrExists) {
 			return fmt.Errorf("extension %s already exists: use `sekisho ext passwd %s` for a new password", number, number)
 		}
-		return err
-	}
-	return showPassword(env, c, e, pw, "created")
+		if err != nil {
+			return flagError(err)
+		}
+		return showPassword(env, c, e, pw, "created")
+	})
 }
 
 func showPassword(env Env, c common, e store.Extension, pw, what string) error {
@@ -209,7 +193,7 @@ func extPasswd(ctx context.Context, env Env, c common, number, file string) erro
 			return err
 		}
 		e.Realm = realm
-		hashes(&e, pw)
+		admin.SetHashes(&e, pw)
 		if err := st.UpdateExtension(ctx, e); err != nil {
 			return err
 		}
@@ -241,49 +225,11 @@ func readSecretFile(path string) (string, error) {
 	return pw, nil
 }
 
-func extSet(ctx context.Context, env Env, c common, number string, set map[string]bool, class, countries, profile, networks string) error {
-	return withExtension(ctx, c, number, func(st *store.Store, e store.Extension) error {
-		var err error
-		if set["class"] {
-			cl, err := policy.ParseClass(class)
-			if err != nil {
-				return fmt.Errorf("%w: --class: %v", ErrUsage, err)
-			}
-			e.Class = string(cl)
-		}
-		if set["countries"] {
-			if e.Countries, err = policy.ParseCountries(countries); err != nil {
-				return fmt.Errorf("%w: --countries: %v", ErrUsage, err)
-			}
-		}
-		if set["profile"] {
-			if profile == policy.DefaultProfile {
-				profile = ""
-			} else if _, err := st.Profile(ctx, profile); err != nil {
-				return fmt.Errorf("--profile: %w (create it with: sekisho profile add %s)", err, profile)
-			}
-			e.Profile = profile
-		}
-		if set["networks"] {
-			if networks == "default" {
-				networks = ""
-			}
-			nets, err := config.ParseNetworks(networks)
-			if err != nil {
-				return fmt.Errorf("%w: --networks: %v", ErrUsage, err)
-			}
-			parts := make([]string, len(nets))
-			for i, n := range nets {
-				parts[i] = n.String()
-			}
-			e.Networks = strings.Join(parts, ",")
-		}
-		if err := st.UpdateExtension(ctx, e); err != nil {
-			return err
-		}
-		p, err := policyOf(ctx, st, e)
+func extSet(ctx context.Context, env Env, c common, number string, ch admin.ExtChange) error {
+	return withStore(ctx, c, func(st *store.Store) error {
+		e, p, err := admin.SetExtension(ctx, st, number, ch)
 		if err != nil {
-			return err
+			return flagError(err)
 		}
 		if c.json {
 			return printJSON(env.Stdout, map[string]string{"number": e.Number, "class": string(p.Profile.Class),
@@ -296,24 +242,6 @@ func extSet(ctx context.Context, env Env, c common, number string, set map[strin
 		fmt.Fprintf(env.Stdout, "extension %s: profile %s, class %s, countries abroad: %s, may come from: %s\n", e.Number, p.Profile.Name, p.Profile.Class, orNone(p.Profile.Countries), nets)
 		return nil
 	})
-}
-
-// policyOf resolves an extension's effective policy as the server would.
-func policyOf(ctx context.Context, st *store.Store, e store.Extension) (tollgate.Policy, error) {
-	b, err := loadPolicy(ctx, st)
-	if err != nil {
-		return tollgate.Policy{}, err
-	}
-	return tollgate.PolicyOf(e, b.Current()), nil
-}
-
-// loadPolicy reads the policy the server would run with.
-func loadPolicy(ctx context.Context, st *store.Store) (*policy.Book, error) {
-	b := policy.NewBook(st)
-	if err := b.Reload(ctx); err != nil {
-		return nil, err
-	}
-	return b, nil
 }
 
 // extUnlock lifts a suspension. The running server sees it on the next
@@ -353,7 +281,7 @@ func extList(ctx context.Context, env Env, c common) error {
 	if err != nil {
 		return err
 	}
-	b, err := loadPolicy(ctx, st)
+	b, err := admin.LoadPolicy(ctx, st)
 	if err != nil {
 		return err
 	}
