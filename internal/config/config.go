@@ -62,6 +62,10 @@ type Config struct {
 	Console       string `json:"console"`
 	AdminNetworks string `json:"admin-networks"`
 	Maintenance   bool   `json:"maintenance"`
+	// The console's WireGuard interface: VPNListen is its UDP address
+	// ("" for none), VPNNet the unit's tunnel address and prefix.
+	VPNListen string `json:"vpn-listen"`
+	VPNNet    string `json:"vpn-net"`
 }
 
 // Duration is a time.Duration written as "30s" in JSON.
@@ -125,6 +129,8 @@ func Default() Config {
 		AuditKeep:       Duration(90 * 24 * time.Hour),
 		AuditMaxMB:      256,
 		Console:         "127.0.0.1:8080",
+		VPNListen:       ":51820",
+		VPNNet:          "10.77.0.1/24",
 	}
 }
 
@@ -162,6 +168,8 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.Console, "console", c.Console, "console (web API) listen address: loopback, or an address in --admin-networks that SIP does not use; empty: no console")
 	fs.StringVar(&c.AdminNetworks, "admin-networks", c.AdminNetworks, "CIDR prefixes besides loopback that may reach the console")
 	fs.BoolVar(&c.Maintenance, "maintenance", c.Maintenance, "let the vendor's maintenance accounts log in to the console")
+	fs.StringVar(&c.VPNListen, "vpn-listen", c.VPNListen, "UDP host:port of the console's WireGuard interface; the console answers inside it at https://VPN-NET-ADDRESS/ (empty: no VPN)")
+	fs.StringVar(&c.VPNNet, "vpn-net", c.VPNNet, "the unit's address and prefix inside the console's VPN; peers get the next free addresses in it")
 	fs.StringVar(&c.SyslogCA, "syslog-ca", c.SyslogCA, "PEM CA certificates trusted for tls:// collectors (default: the system's)")
 	fs.StringVar(&c.AlertWebhooks, "alert-webhooks", c.AlertWebhooks, "comma-separated http(s) URLs that alerts (suspensions, freezes) are POSTed to, signed with DATA/webhook.key")
 }
@@ -255,6 +263,14 @@ func (c *Config) Validate() error {
 	if _, err := ParseNetworks(c.AdminNetworks); err != nil {
 		return fmt.Errorf("config: admin-networks: %w", err)
 	}
+	if c.VPNListen != "" {
+		if _, _, err := SplitHostPort(c.VPNListen); err != nil {
+			return fmt.Errorf("config: vpn-listen: %q: %v; want host:port such as :51820, or empty for no VPN", c.VPNListen, err)
+		}
+	}
+	if _, err := c.VPNPrefix(); err != nil {
+		return err
+	}
 	switch c.DigestOffer {
 	case "md5", "sha256", "both":
 	default:
@@ -276,6 +292,38 @@ func (c *Config) Validate() error {
 		return errors.New("config: source-rate: must be 1 or more requests a second, such as 50")
 	}
 	return nil
+}
+
+// VPNPrefix parses VPNNet: the unit's own IPv4 address in the tunnel
+// with the prefix its peers' addresses come from, such as 10.77.0.1/24.
+func (c *Config) VPNPrefix() (netip.Prefix, error) {
+	const want = "want the unit's IPv4 address with a prefix length, such as 10.77.0.1/24"
+	p, err := netip.ParsePrefix(c.VPNNet)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("config: vpn-net: %q: %s", c.VPNNet, want)
+	}
+	a := p.Addr()
+	switch {
+	case !a.Is4():
+		return netip.Prefix{}, fmt.Errorf("config: vpn-net: %s: IPv6 is not supported; %s", p, want)
+	case !a.IsGlobalUnicast():
+		return netip.Prefix{}, fmt.Errorf("config: vpn-net: %s is not a unicast range; use a private one such as 10.77.0.1/24", p)
+	case p.Bits() > 30:
+		return netip.Prefix{}, fmt.Errorf("config: vpn-net: %s leaves no address for a peer; use /30 or shorter, such as 10.77.0.1/24", p)
+	case a == p.Masked().Addr():
+		return netip.Prefix{}, fmt.Errorf("config: vpn-net: %s is the network's own address, not a host's; %s", p, want)
+	case a == lastAddr(p):
+		return netip.Prefix{}, fmt.Errorf("config: vpn-net: %s is the broadcast address, not a host's; %s", p, want)
+	}
+	return p, nil
+}
+
+// lastAddr is the highest address of p (IPv4).
+func lastAddr(p netip.Prefix) netip.Addr {
+	b := p.Masked().Addr().As4()
+	host := uint32(1)<<(32-p.Bits()) - 1
+	v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]) | host
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
 }
 
 // Networks parses PhoneNetworks.

@@ -35,6 +35,13 @@ func TestValidateNamesField(t *testing.T) {
 		{func(c *Config) { c.LogLevel = "loud" }, "log-level"},
 		{func(c *Config) { c.Data = "" }, "data"},
 		{func(c *Config) { c.SIPUDP, c.SIPTCP = "", "" }, "sip-udp and sip-tcp"},
+		{func(c *Config) { c.VPNListen = "51820" }, "vpn-listen"},
+		{func(c *Config) { c.VPNNet = "10.77.0.1" }, "vpn-net"},
+		{func(c *Config) { c.VPNNet = "fd00::1/64" }, "vpn-net"},
+		{func(c *Config) { c.VPNNet = "10.77.0.0/24" }, "vpn-net"},
+		{func(c *Config) { c.VPNNet = "10.77.0.255/24" }, "vpn-net"},
+		{func(c *Config) { c.VPNNet = "10.77.0.1/31" }, "vpn-net"},
+		{func(c *Config) { c.VPNNet = "127.0.0.1/24" }, "vpn-net"},
 	}
 	for _, tt := range tests {
 		c := Default()
@@ -43,6 +50,25 @@ func TestValidateNamesField(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("want error naming %q, got %v", tt.want, err)
 		}
+	}
+}
+
+func TestVPNConfig(t *testing.T) {
+	c := Default()
+	if c.VPNListen != ":51820" || c.VPNNet != "10.77.0.1/24" {
+		t.Fatalf("vpn defaults: %q %q", c.VPNListen, c.VPNNet)
+	}
+	p, err := c.VPNPrefix()
+	if err != nil || p.String() != "10.77.0.1/24" {
+		t.Fatalf("vpn prefix %v %v", p, err)
+	}
+	c.VPNListen = "" // no VPN
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	c.VPNNet = "192.168.50.9/30"
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
 	}
 }
 

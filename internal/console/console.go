@@ -27,6 +27,7 @@ import (
 
 	"github.com/sekisho/sekisho/internal/audit"
 	"github.com/sekisho/sekisho/internal/store"
+	"github.com/sekisho/sekisho/internal/vault"
 )
 
 // Roles.
@@ -62,8 +63,34 @@ type Config struct {
 	Now           func() time.Time // nil: time.Now
 	// Registered tells whether an extension has a registration now.
 	Registered func(ext string) bool
-	// MaintenanceAllowed tells whether the vendor may log in now.
+	// MaintenanceAllowed is whether the vendor may log in when the office
+	// has not said so in the console's settings (the --maintenance flag).
 	MaintenanceAllowed func() bool
+	// Vault seals the accounts' TOTP secrets.
+	Vault *vault.Vault
+	// Calls counts the calls in progress.
+	Calls func() int
+	// SIPAddress is where phones register, for the provisioning QR code.
+	SIPAddress string
+}
+
+// SettingMaintenance is the office's switch for the vendor's access:
+// "on" or "off"; unset follows the --maintenance flag.
+const SettingMaintenance = "console-maintenance"
+
+// maintenanceAllowed reads the office's switch on every request, so that
+// switching it off in the console or the CLI locks the vendor out at once.
+func (s *Server) maintenanceAllowed(ctx context.Context) bool {
+	v, err := s.cfg.Store.Setting(ctx, SettingMaintenance, "")
+	switch {
+	case err != nil:
+		return false // fail closed
+	case v == "on":
+		return true
+	case v == "off":
+		return false
+	}
+	return s.cfg.MaintenanceAllowed()
 }
 
 // Server is the console's HTTP handler.
@@ -82,6 +109,12 @@ func New(cfg Config) *Server {
 	}
 	if cfg.MaintenanceAllowed == nil {
 		cfg.MaintenanceAllowed = func() bool { return false }
+	}
+	if cfg.Calls == nil {
+		cfg.Calls = func() int { return 0 }
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux()}
 	s.routes()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"net/netip"
 	"time"
@@ -26,12 +25,31 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("POST /api/login", s.login)
 	s.mux.HandleFunc("POST /api/logout", s.authed(RoleMaintenance, s.logout))
 	s.mux.HandleFunc("GET /api/me", s.authed(RoleMaintenance, s.me))
+	s.mux.HandleFunc("GET /api/openapi.json", s.openapi)
+	s.mux.HandleFunc("GET /api/totp/new", s.totpNew)
+	s.mux.HandleFunc("GET /api/dashboard", s.authed(RoleMaintenance, s.apiDashboard))
 	s.mux.HandleFunc("GET /api/extensions", s.authed(RoleMaintenance, s.extensions))
+	s.mux.HandleFunc("POST /api/extensions", s.authed(RoleAdmin, s.apiAddExtension))
+	s.mux.HandleFunc("PATCH /api/extensions/{number}", s.authed(RoleAdmin, s.apiEditExtension))
+	s.mux.HandleFunc("DELETE /api/extensions/{number}", s.authed(RoleAdmin, s.apiDeleteExtension))
 	s.mux.HandleFunc("POST /api/extensions/{number}/unlock", s.authed(RoleOperator, s.unlock))
+	s.mux.HandleFunc("GET /api/trunks", s.authed(RoleMaintenance, s.apiTrunks))
+	s.mux.HandleFunc("GET /api/policy", s.authed(RoleMaintenance, s.apiPolicy))
+	s.mux.HandleFunc("POST /api/rates", s.authed(RoleAdmin, s.apiSetRate))
+	s.mux.HandleFunc("DELETE /api/rates/{prefix}", s.authed(RoleAdmin, s.apiDeleteRate))
+	s.mux.HandleFunc("POST /api/policy/unfreeze", s.authed(RoleOperator, s.apiUnfreeze))
+	s.mux.HandleFunc("POST /api/check-number", s.authed(RoleMaintenance, s.apiCheck))
 	s.mux.HandleFunc("GET /api/bans", s.authed(RoleMaintenance, s.bans))
 	s.mux.HandleFunc("DELETE /api/bans/{address}", s.authed(RoleOperator, s.unban))
+	s.mux.HandleFunc("GET /api/cdr", s.authed(RoleMaintenance, s.apiCDR))
+	s.mux.HandleFunc("GET /api/cdr.csv", s.authed(RoleMaintenance, s.apiCDRCSV))
 	s.mux.HandleFunc("GET /api/audit", s.authed(RoleMaintenance, s.auditList))
+	s.mux.HandleFunc("GET /api/audit/verify", s.authed(RoleMaintenance, s.apiAuditVerify))
+	s.mux.HandleFunc("GET /api/settings", s.authed(RoleMaintenance, s.apiSettings))
+	s.mux.HandleFunc("PUT /api/settings", s.authed(RoleAdmin, s.apiSetSettings))
+	s.mux.HandleFunc("GET /api/users", s.authed(RoleAdmin, s.apiUsers))
 	s.mux.HandleFunc("POST /api/users", s.authed(RoleAdmin, s.addUser))
+	s.mux.HandleFunc("DELETE /api/users/{username}", s.authed(RoleAdmin, s.apiDeleteUser))
 }
 
 // apiError is every error body: what is wrong, and with which field.
@@ -68,10 +86,12 @@ func (s *Server) record(typ, actor, target, detail string) {
 }
 
 type credentials struct {
-	Token    string `json:"token,omitempty"`
-	Username string `json:"username"`
-	Password string `json:"password"`
-	Role     string `json:"role,omitempty"`
+	Token      string `json:"token,omitempty"`
+	Username   string `json:"username"`
+	Password   string `json:"password"`
+	Role       string `json:"role,omitempty"`
+	Code       string `json:"code,omitempty"`        // the TOTP code
+	TOTPSecret string `json:"totp_secret,omitempty"` // when enrolling: the secret the code is from
 }
 
 func validUsername(u string) bool {
@@ -86,47 +106,79 @@ func validUsername(u string) bool {
 	return true
 }
 
-// checkNew validates a new account's name and password, naming the field.
-func checkNew(w http.ResponseWriter, c credentials) bool {
+// checkNew validates a new account's name and password and returns the
+// field at fault with what to do, or "".
+func checkNew(c credentials) (field, msg string) {
 	if !validUsername(c.Username) {
-		fail(w, http.StatusBadRequest, "username", "2 to 32 characters: lower-case letters, digits, - _ .")
-		return false
+		return "username", "2 to 32 characters: lower-case letters, digits, - _ ."
 	}
 	if err := credential.CheckChosen(c.Username, c.Password); err != nil {
-		fail(w, http.StatusBadRequest, "password", err.Error())
-		return false
+		return "password", err.Error()
 	}
-	return true
+	return "", ""
 }
 
-// setup creates the first administrator with the one-time token.
+// setup creates the first administrator with the one-time token, a
+// password and a second factor enrolled in the same step: there is never
+// an account without one.
 func (s *Server) setup(w http.ResponseWriter, r *http.Request) {
 	var c credentials
 	if !decode(w, r, &c) {
 		return
 	}
-	ctx := r.Context()
+	a, ferr := s.doSetup(r.Context(), c)
+	if ferr != nil {
+		writeJSON(w, ferr.code, apiError{Error: ferr.Msg, Field: ferr.Field})
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]string{"username": a.Username, "role": a.Role})
+}
+
+// httpError is a refusal with its HTTP status.
+type httpError struct {
+	code  int
+	Field string
+	Msg   string
+}
+
+func refused(code int, field, msg string) *httpError { return &httpError{code, field, msg} }
+
+func (s *Server) doSetup(ctx context.Context, c credentials) (store.Admin, *httpError) {
 	if err := s.checkSetup(ctx, c.Token); err != nil {
-		fail(w, http.StatusForbidden, "token", "the setup token is wrong, used or expired; restart sekisho for a new one")
-		return
+		return store.Admin{}, refused(http.StatusForbidden, "token", "the setup token is wrong, used or expired; restart sekisho for a new one")
 	}
-	if !checkNew(w, c) {
-		return
+	if f, msg := checkNew(c); f != "" {
+		return store.Admin{}, refused(http.StatusBadRequest, f, msg)
 	}
-	ok, err := s.cfg.Store.AddFirstAdmin(ctx, store.Admin{Username: c.Username, Hash: HashPassword(c.Password), Role: RoleAdmin})
+	now := s.cfg.Now()
+	if !validSecret(c.TOTPSecret) {
+		return store.Admin{}, refused(http.StatusBadRequest, "totp_secret", "missing or not a base32 secret of at least 128 bits")
+	}
+	step := totpStep(c.TOTPSecret, c.Code, now)
+	if step == 0 {
+		return store.Admin{}, refused(http.StatusBadRequest, "code", "the code does not match: scan the QR code again and type the 6 digits the app shows now")
+	}
+	sealed, err := s.cfg.Vault.Seal(totpLabel(c.Username), []byte(c.TOTPSecret))
 	if err != nil {
-		fail(w, http.StatusInternalServerError, "", "could not store the account")
-		return
+		return store.Admin{}, refused(http.StatusInternalServerError, "", "could not seal the second factor")
+	}
+	a := store.Admin{Username: c.Username, Hash: HashPassword(c.Password), Role: RoleAdmin, TOTPSealed: sealed, TOTPStep: step}
+	ok, err := s.cfg.Store.AddFirstAdmin(ctx, a)
+	if err != nil {
+		return a, refused(http.StatusInternalServerError, "", "could not store the account")
 	}
 	if !ok {
-		fail(w, http.StatusForbidden, "token", "setup is done already")
-		return
+		return a, refused(http.StatusForbidden, "token", "setup is done already")
 	}
 	// The token is spent.
 	s.cfg.Store.SetSetting(ctx, settingSetupHash, "")
-	s.record(evSetup, c.Username, "console", "first administrator created")
-	writeJSON(w, http.StatusCreated, map[string]string{"username": c.Username, "role": RoleAdmin})
+	s.record(evSetup, c.Username, "console", "first administrator created, second factor enrolled")
+	return a, nil
 }
+
+// totpLabel binds a sealed TOTP secret to its account: a sealed secret
+// copied onto another account's row does not open.
+func totpLabel(username string) string { return "totp:" + username }
 
 // lockFor is how long an account stays locked after n failed logins in a
 // row: none for the first two (typos), then 2 s doubling up to 15 min.
@@ -146,9 +198,36 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &c) {
 		return
 	}
-	ctx := r.Context()
+	tok, a, herr := s.doLogin(r.Context(), c, peerOf(r))
+	if herr != nil {
+		if herr.code == http.StatusTooManyRequests {
+			w.Header().Set("Retry-After", "60")
+		}
+		body := map[string]any{"error": herr.Msg}
+		if herr.Field != "" {
+			body["field"] = herr.Field
+		}
+		if herr == errEnrol {
+			body["enrol"] = true
+		}
+		writeJSON(w, herr.code, body)
+		return
+	}
+	s.setSession(w, tok)
+	writeJSON(w, http.StatusOK, map[string]string{"username": a.Username, "role": a.Role})
+}
+
+// errEnrol answers a right password on an account without a second
+// factor: the person must enrol one (send totp_secret and code) first.
+var errEnrol = refused(http.StatusUnauthorized, "code", "this account has no second factor yet: scan the QR code with an authenticator app and type its 6 digits")
+
+var errLogin = refused(http.StatusUnauthorized, "", "wrong user name, password or code")
+
+// doLogin checks a password and a TOTP code and starts a session. A wrong
+// password and a wrong code get the same answer and both count towards
+// the lockout, so neither can be guessed apart from the other.
+func (s *Server) doLogin(ctx context.Context, c credentials, peer string) (string, store.Admin, *httpError) {
 	now := s.cfg.Now()
-	peer := peerOf(r)
 	a, err := s.cfg.Store.Admin(ctx, c.Username)
 	known := err == nil
 	hash := dummyHash
@@ -158,36 +237,74 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	// The hash is checked even for unknown names and locked accounts:
 	// the time taken tells nothing.
 	match, _ := CheckPassword(hash, c.Password)
-	switch {
-	case known && now.Before(a.LockedUntil):
-		w.Header().Set("Retry-After", fmt.Sprint(int(a.LockedUntil.Sub(now).Seconds())+1))
-		fail(w, http.StatusTooManyRequests, "", "too many failed logins; try again later")
-		return
-	case !known || !match:
+	if known && now.Before(a.LockedUntil) {
+		return "", a, refused(http.StatusTooManyRequests, "", "too many failed logins; try again later")
+	}
+	failed := func() (string, store.Admin, *httpError) {
 		if known {
 			s.cfg.Store.SetAdminLock(ctx, a.Username, a.Failures+1, now.Add(lockFor(a.Failures+1)))
 		}
 		if s.cfg.Evidence != nil {
 			if rec, ok := s.cfg.Evidence.(interface{ Note(audit.Event) }); ok {
-				rec.Note(audit.Event{Type: evLoginFailure, Source: peer, Target: c.Username, Detail: "wrong user name or password"})
+				rec.Note(audit.Event{Type: evLoginFailure, Source: peer, Target: c.Username, Detail: "wrong user name, password or code"})
 			}
 		}
-		fail(w, http.StatusUnauthorized, "", "wrong user name or password")
-		return
-	case a.Role == RoleMaintenance && !s.cfg.MaintenanceAllowed():
-		fail(w, http.StatusForbidden, "", "maintenance access is switched off by the office")
-		return
+		return "", a, errLogin
+	}
+	if !known || !match {
+		return failed()
+	}
+	if a.TOTPSealed == nil {
+		// The password is right and there is no second factor yet:
+		// enrol one now, or stop here.
+		if c.TOTPSecret == "" {
+			return "", a, errEnrol
+		}
+		if !validSecret(c.TOTPSecret) {
+			return "", a, refused(http.StatusBadRequest, "totp_secret", "not a base32 secret of at least 128 bits")
+		}
+		step := totpStep(c.TOTPSecret, c.Code, now)
+		if step == 0 {
+			return "", a, refused(http.StatusBadRequest, "code", "the code does not match: scan the QR code again and type the 6 digits the app shows now")
+		}
+		sealed, err := s.cfg.Vault.Seal(totpLabel(a.Username), []byte(c.TOTPSecret))
+		if err != nil {
+			return "", a, refused(http.StatusInternalServerError, "", "could not seal the second factor")
+		}
+		if ok, err := s.cfg.Store.EnrolTOTP(ctx, a.Username, sealed, step); err != nil || !ok {
+			return failed()
+		}
+		s.record(audit.ConfigChange, a.Username, "console user "+a.Username, "second factor enrolled")
+	} else {
+		secret, err := s.cfg.Vault.Open(totpLabel(a.Username), a.TOTPSealed)
+		if err != nil {
+			s.cfg.Log.Error("console: a second factor does not open", "user", a.Username, "err", err)
+			return failed()
+		}
+		step := totpStep(string(secret), c.Code, now)
+		// A code is good once: the step must be after the last one used.
+		if step == 0 || step <= a.TOTPStep {
+			return failed()
+		}
+		if ok, err := s.cfg.Store.AcceptTOTPStep(ctx, a.Username, step); err != nil || !ok {
+			return failed()
+		}
+	}
+	if a.Role == RoleMaintenance && !s.maintenanceAllowed(ctx) {
+		return "", a, refused(http.StatusForbidden, "", "maintenance access is switched off by the office")
 	}
 	s.cfg.Store.SetAdminLock(ctx, a.Username, 0, time.Time{})
 	tok := randomToken()
 	if err := s.cfg.Store.PutSession(ctx, tokenHash(tok), a.Username, now); err != nil {
-		fail(w, http.StatusInternalServerError, "", "could not start a session")
-		return
+		return "", a, refused(http.StatusInternalServerError, "", "could not start a session")
 	}
+	s.record(evLogin, a.Username, "console", "from "+peer)
+	return tok, a, nil
+}
+
+func (s *Server) setSession(w http.ResponseWriter, tok string) {
 	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: tok, Path: "/", HttpOnly: true, Secure: true,
 		SameSite: http.SameSiteStrictMode, MaxAge: int(AbsoluteTimeout / time.Second)})
-	s.record(evLogin, a.Username, "console", "from "+peer)
-	writeJSON(w, http.StatusOK, map[string]string{"username": a.Username, "role": a.Role})
 }
 
 func peerOf(r *http.Request) string {
@@ -227,7 +344,7 @@ func (s *Server) authed(min string, h func(http.ResponseWriter, *http.Request, s
 			fail(w, http.StatusUnauthorized, "", "account gone; log in again")
 			return
 		}
-		if a.Role == RoleMaintenance && !s.cfg.MaintenanceAllowed() {
+		if a.Role == RoleMaintenance && !s.maintenanceAllowed(ctx) {
 			fail(w, http.StatusForbidden, "", "maintenance access is switched off by the office")
 			return
 		}
@@ -250,41 +367,6 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request, _ store.Admin) {
 
 func (s *Server) me(w http.ResponseWriter, _ *http.Request, a store.Admin) {
 	writeJSON(w, http.StatusOK, map[string]string{"username": a.Username, "role": a.Role})
-}
-
-type extView struct {
-	Number     string `json:"number"`
-	Name       string `json:"name,omitempty"`
-	Registered bool   `json:"registered"`
-	Suspended  string `json:"suspended,omitempty"`
-}
-
-func (s *Server) extensions(w http.ResponseWriter, r *http.Request, _ store.Admin) {
-	es, err := s.cfg.Store.Extensions(r.Context())
-	if err != nil {
-		fail(w, http.StatusInternalServerError, "", "could not read extensions")
-		return
-	}
-	out := make([]extView, 0, len(es))
-	for _, e := range es {
-		out = append(out, extView{Number: e.Number, Name: e.Name, Registered: s.cfg.Registered(e.Number), Suspended: e.SuspendReason})
-	}
-	writeJSON(w, http.StatusOK, out)
-}
-
-func (s *Server) unlock(w http.ResponseWriter, r *http.Request, a store.Admin) {
-	n := r.PathValue("number")
-	was, err := s.cfg.Store.Unlock(r.Context(), n, s.cfg.Now())
-	if errors.Is(err, store.ErrNotFound) {
-		fail(w, http.StatusNotFound, "number", "no extension "+n)
-		return
-	}
-	if err != nil {
-		fail(w, http.StatusInternalServerError, "", "could not unlock")
-		return
-	}
-	s.record(audit.Unlock, a.Username, "extension "+n, fmt.Sprintf("unlocked in the console (was suspended: %v)", was))
-	writeJSON(w, http.StatusOK, map[string]any{"number": n, "was_suspended": was})
 }
 
 func (s *Server) bans(w http.ResponseWriter, r *http.Request, _ store.Admin) {
@@ -342,7 +424,8 @@ func (s *Server) addUser(w http.ResponseWriter, r *http.Request, a store.Admin) 
 		fail(w, http.StatusBadRequest, "role", "admin, operator or maintenance")
 		return
 	}
-	if !checkNew(w, c) {
+	if f, msg := checkNew(c); f != "" {
+		fail(w, http.StatusBadRequest, f, msg)
 		return
 	}
 	err := s.cfg.Store.AddAdmin(r.Context(), store.Admin{Username: c.Username, Hash: HashPassword(c.Password), Role: c.Role})

@@ -16,6 +16,8 @@ type Admin struct {
 	Created     time.Time
 	Failures    int       // failed logins in a row
 	LockedUntil time.Time // no login before this
+	TOTPSealed  []byte    // the second factor's secret, sealed by the vault; nil until enrolled
+	TOTPStep    int64     // the last TOTP time step accepted
 }
 
 // AdminCount returns how many console accounts exist.
@@ -36,8 +38,8 @@ func (s *Store) AddAdmin(ctx context.Context, a Admin) error {
 // AddFirstAdmin creates the first console account, only if there is none:
 // two setup requests racing cannot both win.
 func (s *Store) AddFirstAdmin(ctx context.Context, a Admin) (bool, error) {
-	res, err := s.db.ExecContext(ctx, `INSERT INTO admins (username, hash, role, created_at)
-		SELECT ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM admins)`, a.Username, a.Hash, a.Role, unixMilli(time.Now()))
+	res, err := s.db.ExecContext(ctx, `INSERT INTO admins (username, hash, role, created_at, totp_sealed, totp_step)
+		SELECT ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM admins)`, a.Username, a.Hash, a.Role, unixMilli(time.Now()), a.TOTPSealed, a.TOTPStep)
 	if err != nil {
 		return false, fmt.Errorf("store: add first admin: %w", err)
 	}
@@ -49,8 +51,8 @@ func (s *Store) AddFirstAdmin(ctx context.Context, a Admin) (bool, error) {
 func (s *Store) Admin(ctx context.Context, username string) (Admin, error) {
 	var a Admin
 	var created, locked sql.NullInt64
-	err := s.db.QueryRowContext(ctx, `SELECT username, hash, role, created_at, failures, locked_until FROM admins WHERE username = ?`, username).
-		Scan(&a.Username, &a.Hash, &a.Role, &created, &a.Failures, &locked)
+	err := s.db.QueryRowContext(ctx, `SELECT username, hash, role, created_at, failures, locked_until, totp_sealed, totp_step FROM admins WHERE username = ?`, username).
+		Scan(&a.Username, &a.Hash, &a.Role, &created, &a.Failures, &locked, &a.TOTPSealed, &a.TOTPStep)
 	if errors.Is(err, sql.ErrNoRows) {
 		return a, fmt.Errorf("admin %s: %w", username, ErrNotFound)
 	}
@@ -68,6 +70,66 @@ func (s *Store) SetAdminLock(ctx context.Context, username string, failures int,
 		return fmt.Errorf("store: admin lock %s: %w", username, err)
 	}
 	return nil
+}
+
+// Admins lists the console accounts (without their secrets), by name.
+func (s *Store) Admins(ctx context.Context) ([]Admin, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT username, role, created_at, failures, locked_until, totp_sealed IS NOT NULL FROM admins ORDER BY username`)
+	if err != nil {
+		return nil, fmt.Errorf("store: list admins: %w", err)
+	}
+	defer rows.Close()
+	var out []Admin
+	for rows.Next() {
+		var a Admin
+		var created, locked sql.NullInt64
+		var enrolled bool
+		if err := rows.Scan(&a.Username, &a.Role, &created, &a.Failures, &locked, &enrolled); err != nil {
+			return nil, fmt.Errorf("store: list admins: %w", err)
+		}
+		a.Created, a.LockedUntil = fromMilli(created), fromMilli(locked)
+		if enrolled {
+			a.TOTPSealed = []byte{}
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// EnrolTOTP stores an account's second factor, only if it has none yet:
+// someone who learns a password cannot replace the factor already there.
+func (s *Store) EnrolTOTP(ctx context.Context, username string, sealed []byte, step int64) (bool, error) {
+	res, err := s.db.ExecContext(ctx, `UPDATE admins SET totp_sealed = ?, totp_step = ? WHERE username = ? AND totp_sealed IS NULL`, sealed, step, username)
+	if err != nil {
+		return false, fmt.Errorf("store: enrol totp %s: %w", username, err)
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
+}
+
+// AcceptTOTPStep records step as used, only if it is after the last one
+// accepted; false means the code was used already. Two logins racing with
+// one code cannot both win.
+func (s *Store) AcceptTOTPStep(ctx context.Context, username string, step int64) (bool, error) {
+	res, err := s.db.ExecContext(ctx, `UPDATE admins SET totp_step = ? WHERE username = ? AND totp_step < ?`, step, username, step)
+	if err != nil {
+		return false, fmt.Errorf("store: accept totp %s: %w", username, err)
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
+}
+
+// DeleteAdmin removes a console account and its sessions.
+func (s *Store) DeleteAdmin(ctx context.Context, username string) error {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM admins WHERE username = ?`, username)
+	if err != nil {
+		return fmt.Errorf("store: delete admin %s: %w", username, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("admin %s: %w", username, ErrNotFound)
+	}
+	_, err = s.db.ExecContext(ctx, `DELETE FROM sessions WHERE username = ?`, username)
+	return err
 }
 
 // Session is a console login.
@@ -112,4 +174,13 @@ func (s *Store) TouchSession(ctx context.Context, tokenHash []byte, now time.Tim
 func (s *Store) DeleteSession(ctx context.Context, tokenHash []byte) error {
 	_, err := s.db.ExecContext(ctx, `DELETE FROM sessions WHERE token_hash = ?`, tokenHash)
 	return err
+}
+
+// DeleteSessionsOf ends every session of an account.
+func (s *Store) DeleteSessionsOf(ctx context.Context, username string) error {
+	_, err := s.db.ExecContext(ctx, `DELETE FROM sessions WHERE username = ?`, username)
+	if err != nil {
+		return fmt.Errorf("store: end sessions of %s: %w", username, err)
+	}
+	return nil
 }

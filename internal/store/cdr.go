@@ -131,6 +131,9 @@ type CDRFilter struct {
 	Since     time.Time // zero: no lower bound
 	Limit     int       // <= 0: 100
 	Direction string    // "": every direction
+	// Search keeps records whose caller, callee, dialled or sent number,
+	// or country, contains it ("": all).
+	Search string
 }
 
 // ListCDRs returns records, newest first.
@@ -141,8 +144,10 @@ func (s *Store) ListCDRs(ctx context.Context, f CDRFilter) ([]CDR, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT id, call_id, state, started_at, answered_at, ended_at, duration_ms,
 		caller, source, dialled, callee, result_code, result_reason, hangup_by,
 		direction, trunk, sent_number, packets_a_to_b, packets_b_to_a, packets_foreign, dest_kind, dest_e164, country, cost
-		FROM cdr WHERE started_at >= ? AND (? = '' OR direction = ?) ORDER BY id DESC LIMIT ?`,
-		f.Since.UnixMilli(), f.Direction, f.Direction, f.Limit)
+		FROM cdr WHERE started_at >= ? AND (? = '' OR direction = ?)
+		AND (? = '' OR instr(caller, ?) > 0 OR instr(callee, ?) > 0 OR instr(dialled, ?) > 0 OR instr(sent_number, ?) > 0 OR instr(country, ?) > 0)
+		ORDER BY id DESC LIMIT ?`,
+		f.Since.UnixMilli(), f.Direction, f.Direction, f.Search, f.Search, f.Search, f.Search, f.Search, f.Search, f.Limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: list cdrs: %w", err)
 	}

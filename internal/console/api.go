@@ -1,0 +1,710 @@
+package console
+
+import (
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sekisho/sekisho/internal/admin"
+	"github.com/sekisho/sekisho/internal/audit"
+	"github.com/sekisho/sekisho/internal/credential"
+	"github.com/sekisho/sekisho/internal/policy"
+	"github.com/sekisho/sekisho/internal/store"
+	"github.com/sekisho/sekisho/internal/tollgate"
+)
+
+// adminError answers an admin.FieldError with 400 (or 404/409 for a thing
+// missing or existing) naming the field, anything else with 500.
+func adminError(w http.ResponseWriter, err error) {
+	var fe *admin.FieldError
+	switch {
+	case errors.As(err, &fe) && errors.Is(err, store.ErrNotFound):
+		fail(w, http.StatusNotFound, fe.Field, fe.Msg)
+	case errors.As(err, &fe) && errors.Is(err, store.ErrExists):
+		fail(w, http.StatusConflict, fe.Field, fe.Msg)
+	case errors.As(err, &fe):
+		fail(w, http.StatusBadRequest, fe.Field, fe.Msg)
+	default:
+		fail(w, http.StatusInternalServerError, "", "the change could not be stored; nothing was changed")
+	}
+}
+
+// Dashboard is the first page's figures.
+type Dashboard struct {
+	Extensions int            `json:"extensions"`
+	Registered int            `json:"registered"`
+	Calls      int            `json:"calls_in_progress"`
+	Today      []CountryToday `json:"today_outbound"`
+	TodaySpend int64          `json:"today_spend"`
+	Suspended  []extView      `json:"suspended"`
+	Frozen     string         `json:"frozen,omitempty"` // why calls abroad are frozen, "" when not
+	Alerts     []store.Alert  `json:"alerts"`           // the last 24 hours'
+	Bans       int            `json:"bans"`
+}
+
+// CountryToday is one row of today's outbound calls.
+type CountryToday struct {
+	Country string `json:"country"`
+	Calls   int    `json:"calls"`
+	Spend   int64  `json:"spend"`
+}
+
+func (s *Server) dashboard(ctx context.Context) (Dashboard, error) {
+	var d Dashboard
+	exts, err := s.extViews(ctx)
+	if err != nil {
+		return d, err
+	}
+	d.Extensions, d.Calls, d.Suspended = len(exts), s.cfg.Calls(), []extView{}
+	for _, e := range exts {
+		if e.Registered {
+			d.Registered++
+		}
+		if e.Suspended != "" {
+			d.Suspended = append(d.Suspended, e)
+		}
+	}
+	now := s.cfg.Now()
+	midnight := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, now.Location())
+	cdrs, err := s.cfg.Store.ListCDRs(ctx, store.CDRFilter{Since: midnight, Direction: "outbound", Limit: 100000})
+	if err != nil {
+		return d, err
+	}
+	by := map[string]*CountryToday{}
+	for _, c := range cdrs {
+		k := c.Country
+		if k == "" {
+			k = "-"
+		}
+		if by[k] == nil {
+			by[k] = &CountryToday{Country: k}
+		}
+		by[k].Calls++
+		by[k].Spend += c.Cost
+		d.TodaySpend += c.Cost
+	}
+	d.Today = []CountryToday{}
+	for _, v := range by {
+		d.Today = append(d.Today, *v)
+	}
+	sort.Slice(d.Today, func(i, j int) bool {
+		if d.Today[i].Spend != d.Today[j].Spend {
+			return d.Today[i].Spend > d.Today[j].Spend
+		}
+		return d.Today[i].Country < d.Today[j].Country
+	})
+	if f, err := s.cfg.Store.IntlFreeze(ctx); err == nil && f.Reason != "" {
+		d.Frozen = f.Reason
+	}
+	alerts, err := s.cfg.Store.Alerts(ctx, 50)
+	if err != nil {
+		return d, err
+	}
+	d.Alerts = []store.Alert{}
+	for _, a := range alerts {
+		if now.Sub(a.At) < 24*time.Hour {
+			d.Alerts = append(d.Alerts, a)
+		}
+	}
+	bans, err := s.cfg.Store.Bans(ctx)
+	if err != nil {
+		return d, err
+	}
+	for _, b := range bans {
+		if b.Active(now) {
+			d.Bans++
+		}
+	}
+	return d, nil
+}
+
+func (s *Server) apiDashboard(w http.ResponseWriter, r *http.Request, _ store.Admin) {
+	d, err := s.dashboard(r.Context())
+	if err != nil {
+		fail(w, http.StatusInternalServerError, "", "could not read the dashboard's figures")
+		return
+	}
+	writeJSON(w, http.StatusOK, d)
+}
+
+type extView struct {
+	Number     string `json:"number"`
+	Name       string `json:"name,omitempty"`
+	Registered bool   `json:"registered"`
+	Suspended  string `json:"suspended,omitempty"`
+	Profile    string `json:"profile"`
+	Class      string `json:"class"`
+	Countries  string `json:"countries,omitempty"`
+	Networks   string `json:"networks,omitempty"`
+	Digest     string `json:"digest"`
+}
+
+func (s *Server) extViews(ctx context.Context) ([]extView, error) {
+	es, err := s.cfg.Store.Extensions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	b, err := admin.LoadPolicy(ctx, s.cfg.Store)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]extView, 0, len(es))
+	for _, e := range es {
+		p := tollgate.PolicyOf(e, b.Current())
+		out = append(out, extView{Number: e.Number, Name: e.Name, Registered: s.cfg.Registered(e.Number), Suspended: p.Suspended,
+			Profile: p.Profile.Name, Class: string(p.Profile.Class), Countries: p.Profile.Countries, Networks: e.Networks, Digest: e.Digest})
+	}
+	return out, nil
+}
+
+func (s *Server) extensions(w http.ResponseWriter, r *http.Request, _ store.Admin) {
+	out, err := s.extViews(r.Context())
+	if err != nil {
+		fail(w, http.StatusInternalServerError, "", "could not read extensions")
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// NewExtension is the answer to adding an extension: the password and
+// the provisioning QR code, shown this once.
+type NewExtension struct {
+	Number   string `json:"number"`
+	Name     string `json:"name,omitempty"`
+	Realm    string `json:"realm"`
+	Password string `json:"password"`
+	SIPURI   string `json:"sip_uri"`
+	QRSVG    string `json:"qr_svg"`
+}
+
+type extInput struct {
+	Number string `json:"number"`
+	Name   string `json:"name"`
+	Digest string `json:"digest"`
+}
+
+func (s *Server) addExtension(ctx context.Context, actor string, in extInput) (NewExtension, error) {
+	if in.Digest == "" {
+		in.Digest = string(credential.OfferMD5)
+	}
+	offer, err := credential.ParseOffer(in.Digest)
+	if err != nil {
+		return NewExtension{}, &admin.FieldError{Field: "digest", Msg: err.Error()}
+	}
+	e, pw, err := admin.AddExtension(ctx, s.cfg.Store, in.Number, in.Name, offer)
+	if err != nil {
+		return NewExtension{}, err
+	}
+	s.record(audit.ConfigChange, actor, "extension "+e.Number, "created in the console")
+	out := NewExtension{Number: e.Number, Name: e.Name, Realm: e.Realm, Password: pw}
+	// The provisioning code: the account as a SIP URI with its password,
+	// which softphones read when scanned. Made here, never stored.
+	out.SIPURI = "sip:" + e.Number + "@" + s.cfg.SIPAddress
+	out.QRSVG, _ = qrSVG("sip:" + e.Number + ":" + pw + "@" + s.cfg.SIPAddress)
+	return out, nil
+}
+
+func (s *Server) apiAddExtension(w http.ResponseWriter, r *http.Request, a store.Admin) {
+	var in extInput
+	if !decode(w, r, &in) {
+		return
+	}
+	out, err := s.addExtension(r.Context(), a.Username, in)
+	if err != nil {
+		adminError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, out)
+}
+
+type extEdit struct {
+	Class     *string `json:"class"`
+	Countries *string `json:"countries"`
+	Profile   *string `json:"profile"`
+	Networks  *string `json:"networks"`
+}
+
+func (s *Server) editExtension(ctx context.Context, actor, number string, in extEdit) (extView, error) {
+	ch := admin.ExtChange(in)
+	if ch.Empty() {
+		return extView{}, &admin.FieldError{Field: "class", Msg: "send class, countries, profile and/or networks"}
+	}
+	e, p, err := admin.SetExtension(ctx, s.cfg.Store, number, ch)
+	if err != nil {
+		return extView{}, err
+	}
+	s.record(audit.ConfigChange, actor, "extension "+number, fmt.Sprintf("policy set in the console: profile %s, class %s, countries %s, networks %s",
+		p.Profile.Name, p.Profile.Class, p.Profile.Countries, e.Networks))
+	return extView{Number: e.Number, Name: e.Name, Registered: s.cfg.Registered(e.Number), Suspended: p.Suspended,
+		Profile: p.Profile.Name, Class: string(p.Profile.Class), Countries: p.Profile.Countries, Networks: e.Networks, Digest: e.Digest}, nil
+}
+
+func (s *Server) apiEditExtension(w http.ResponseWriter, r *http.Request, a store.Admin) {
+	var in extEdit
+	if !decode(w, r, &in) {
+		return
+	}
+	out, err := s.editExtension(r.Context(), a.Username, r.PathValue("number"), in)
+	if err != nil {
+		adminError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) apiDeleteExtension(w http.ResponseWriter, r *http.Request, a store.Admin) {
+	n := r.PathValue("number")
+	if err := s.cfg.Store.DeleteExtension(r.Context(), n); errors.Is(err, store.ErrNotFound) {
+		fail(w, http.StatusNotFound, "number", "no extension "+n)
+		return
+	} else if err != nil {
+		fail(w, http.StatusInternalServerError, "", "could not delete")
+		return
+	}
+	s.record(audit.ConfigChange, a.Username, "extension "+n, "deleted in the console")
+	writeJSON(w, http.StatusOK, map[string]string{"deleted": n})
+}
+
+func (s *Server) unlockExtension(ctx context.Context, actor, n string) (bool, error) {
+	was, err := s.cfg.Store.Unlock(ctx, n, s.cfg.Now())
+	if err != nil {
+		return false, err
+	}
+	s.record(audit.Unlock, actor, "extension "+n, fmt.Sprintf("unlocked in the console (was suspended: %v)", was))
+	return was, nil
+}
+
+func (s *Server) unlock(w http.ResponseWriter, r *http.Request, a store.Admin) {
+	n := r.PathValue("number")
+	was, err := s.unlockExtension(r.Context(), a.Username, n)
+	if errors.Is(err, store.ErrNotFound) {
+		fail(w, http.StatusNotFound, "number", "no extension "+n)
+		return
+	}
+	if err != nil {
+		fail(w, http.StatusInternalServerError, "", "could not unlock")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"number": n, "was_suspended": was})
+}
+
+// trunkView is a trunk without its secret.
+type trunkView struct {
+	Name         string `json:"name"`
+	Peer         string `json:"peer"`
+	Transport    string `json:"transport"`
+	Username     string `json:"username,omitempty"`
+	Register     bool   `json:"register"`
+	CallerID     string `json:"caller_id,omitempty"`
+	NumberFormat string `json:"number_format"`
+	State        string `json:"state,omitempty"`
+	Detail       string `json:"detail,omitempty"`
+}
+
+type trunksView struct {
+	Trunks []trunkView `json:"trunks"`
+	DIDs   []store.DID `json:"dids"`
+}
+
+func (s *Server) trunksData(ctx context.Context) (trunksView, error) {
+	ts, err := s.cfg.Store.Trunks(ctx)
+	if err != nil {
+		return trunksView{}, err
+	}
+	out := trunksView{Trunks: []trunkView{}, DIDs: []store.DID{}}
+	for _, t := range ts {
+		out.Trunks = append(out.Trunks, trunkView{Name: t.Name, Peer: t.Peer, Transport: t.Transport, Username: t.Username,
+			Register: t.Register, CallerID: t.CallerID, NumberFormat: t.NumberFormat, State: t.RegState, Detail: t.RegDetail})
+	}
+	ds, err := s.cfg.Store.DIDs(ctx)
+	if err != nil {
+		return out, err
+	}
+	out.DIDs = append(out.DIDs, ds...)
+	return out, nil
+}
+
+func (s *Server) apiTrunks(w http.ResponseWriter, r *http.Request, _ store.Admin) {
+	out, err := s.trunksData(r.Context())
+	if err != nil {
+		fail(w, http.StatusInternalServerError, "", "could not read trunks")
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// policyView is the toll policy as the server runs it.
+type policyView struct {
+	Profiles []policy.Profile         `json:"profiles"`
+	Limits   map[string]policy.Limits `json:"limits"` // "pbx", "trunk:NAME"
+	Rates    []policy.Rate            `json:"rates"`
+	Frozen   string                   `json:"frozen,omitempty"`
+}
+
+func (s *Server) policyData(ctx context.Context) (policyView, error) {
+	var v policyView
+	var err error
+	if v.Profiles, err = s.cfg.Store.Profiles(ctx); err != nil {
+		return v, err
+	}
+	if v.Limits, err = s.cfg.Store.ScopeLimits(ctx); err != nil {
+		return v, err
+	}
+	if v.Rates, err = s.cfg.Store.Rates(ctx); err != nil {
+		return v, err
+	}
+	if f, err := s.cfg.Store.IntlFreeze(ctx); err == nil && f.Reason != "" {
+		v.Frozen = f.Reason
+	}
+	return v, nil
+}
+
+func (s *Server) apiPolicy(w http.ResponseWriter, r *http.Request, _ store.Admin) {
+	v, err := s.policyData(r.Context())
+	if err != nil {
+		fail(w, http.StatusInternalServerError, "", "could not read the policy")
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+type rateInput struct {
+	Prefix    string `json:"prefix"`
+	PerMinute int64  `json:"per_minute"`
+	Note      string `json:"note"`
+}
+
+func (s *Server) setRate(ctx context.Context, actor string, in rateInput) error {
+	if err := policy.ValidPrefix(in.Prefix); err != nil {
+		return &admin.FieldError{Field: "prefix", Msg: err.Error()}
+	}
+	if in.PerMinute < 0 {
+		return &admin.FieldError{Field: "per_minute", Msg: "a whole number, 0 or more"}
+	}
+	if len(in.Note) > 200 {
+		return &admin.FieldError{Field: "note", Msg: "at most 200 characters"}
+	}
+	r := policy.Rate{Prefix: in.Prefix, PerMinute: in.PerMinute, Note: in.Note}
+	if err := s.cfg.Store.SetRate(ctx, r); err != nil {
+		return err
+	}
+	s.record(audit.ConfigChange, actor, "rate "+r.Prefix, fmt.Sprintf("set in the console: %d a minute", r.PerMinute))
+	return nil
+}
+
+func (s *Server) apiSetRate(w http.ResponseWriter, r *http.Request, a store.Admin) {
+	var in rateInput
+	if !decode(w, r, &in) {
+		return
+	}
+	if err := s.setRate(r.Context(), a.Username, in); err != nil {
+		adminError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, in)
+}
+
+func (s *Server) apiDeleteRate(w http.ResponseWriter, r *http.Request, a store.Admin) {
+	p := r.PathValue("prefix")
+	if err := s.cfg.Store.DeleteRate(r.Context(), p); errors.Is(err, store.ErrNotFound) {
+		fail(w, http.StatusNotFound, "prefix", "no rate for "+p)
+		return
+	} else if err != nil {
+		fail(w, http.StatusInternalServerError, "", "could not delete")
+		return
+	}
+	s.record(audit.ConfigChange, a.Username, "rate "+p, "deleted in the console")
+	writeJSON(w, http.StatusOK, map[string]string{"deleted": p})
+}
+
+func (s *Server) unfreeze(ctx context.Context, actor string) (bool, error) {
+	was, err := s.cfg.Store.UnfreezeIntl(ctx, s.cfg.Now())
+	if err == nil {
+		s.record(audit.Unlock, actor, "pbx", fmt.Sprintf("calls abroad unfrozen in the console (were frozen: %v)", was))
+	}
+	return was, err
+}
+
+func (s *Server) apiUnfreeze(w http.ResponseWriter, r *http.Request, a store.Admin) {
+	was, err := s.unfreeze(r.Context(), a.Username)
+	if err != nil {
+		fail(w, http.StatusInternalServerError, "", "could not unfreeze")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]bool{"was_frozen": was})
+}
+
+type checkInput struct {
+	From    string `json:"from"`
+	Dialled string `json:"dialled"`
+}
+
+func (s *Server) apiCheck(w http.ResponseWriter, r *http.Request, _ store.Admin) {
+	var in checkInput
+	if !decode(w, r, &in) {
+		return
+	}
+	out, err := admin.CheckNumber(r.Context(), s.cfg.Store, in.From, in.Dialled)
+	if err != nil {
+		adminError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// cdrQuery reads ?q=&since=&limit= as a filter, naming a bad parameter.
+func cdrQuery(r *http.Request, now time.Time) (store.CDRFilter, *httpError) {
+	q := r.URL.Query()
+	f := store.CDRFilter{Search: strings.TrimSpace(q.Get("q")), Limit: 200, Direction: q.Get("direction")}
+	if len(f.Search) > 64 {
+		return f, refused(http.StatusBadRequest, "q", "at most 64 characters")
+	}
+	switch f.Direction {
+	case "", "internal", "inbound", "outbound":
+	default:
+		return f, refused(http.StatusBadRequest, "direction", "internal, inbound or outbound")
+	}
+	if v := q.Get("since"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return f, refused(http.StatusBadRequest, "since", "a duration such as 24h or 30m")
+		}
+		f.Since = now.Add(-d)
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 100000 {
+			return f, refused(http.StatusBadRequest, "limit", "a number from 1 to 100000")
+		}
+		f.Limit = n
+	}
+	return f, nil
+}
+
+type cdrView struct {
+	ID       int64     `json:"id"`
+	Started  time.Time `json:"started"`
+	Duration float64   `json:"duration_s"`
+	Caller   string    `json:"caller"`
+	Source   string    `json:"source"`
+	Dialled  string    `json:"dialled"`
+	Callee   string    `json:"callee"`
+	Sent     string    `json:"sent_number,omitempty"`
+	Country  string    `json:"country,omitempty"`
+	Cost     int64     `json:"cost"`
+	Result   int       `json:"result"`
+	Reason   string    `json:"reason"`
+	Dir      string    `json:"direction"`
+	Trunk    string    `json:"trunk,omitempty"`
+	State    string    `json:"state"`
+}
+
+func viewCDR(c store.CDR) cdrView {
+	return cdrView{ID: c.ID, Started: c.Started, Duration: c.Duration.Seconds(), Caller: c.Caller, Source: c.Source, Dialled: c.Dialled,
+		Callee: c.Callee, Sent: c.SentNumber, Country: c.Country, Cost: c.Cost, Result: c.ResultCode, Reason: c.ResultReason,
+		Dir: c.Direction, Trunk: c.Trunk, State: c.State}
+}
+
+func (s *Server) cdrs(r *http.Request) ([]cdrView, *httpError) {
+	f, herr := cdrQuery(r, s.cfg.Now())
+	if herr != nil {
+		return nil, herr
+	}
+	rows, err := s.cfg.Store.ListCDRs(r.Context(), f)
+	if err != nil {
+		return nil, refused(http.StatusInternalServerError, "", "could not read call records")
+	}
+	out := make([]cdrView, 0, len(rows))
+	for _, c := range rows {
+		out = append(out, viewCDR(c))
+	}
+	return out, nil
+}
+
+func (s *Server) apiCDR(w http.ResponseWriter, r *http.Request, _ store.Admin) {
+	out, herr := s.cdrs(r)
+	if herr != nil {
+		fail(w, herr.code, herr.Field, herr.Msg)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// csvSafe keeps a spreadsheet from running a cell as a formula: a dialled
+// string such as "=HYPERLINK(...)" sent by an attacker is evidence, not a
+// command for the office's spreadsheet.
+func csvSafe(v string) string {
+	if v != "" && strings.ContainsRune("=+-@\t\r", rune(v[0])) {
+		return "'" + v
+	}
+	return v
+}
+
+func (s *Server) apiCDRCSV(w http.ResponseWriter, r *http.Request, _ store.Admin) {
+	out, herr := s.cdrs(r)
+	if herr != nil {
+		fail(w, herr.code, herr.Field, herr.Msg)
+		return
+	}
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	w.Header().Set("Content-Disposition", `attachment; filename="sekisho-calls.csv"`)
+	cw := csv.NewWriter(w)
+	cw.Write([]string{"id", "started", "duration_s", "direction", "caller", "source", "dialled", "callee", "sent_number", "country", "cost", "result", "reason", "trunk", "state"})
+	for _, c := range out {
+		cw.Write([]string{strconv.FormatInt(c.ID, 10), c.Started.UTC().Format(time.RFC3339), strconv.FormatFloat(c.Duration, 'f', 1, 64), c.Dir,
+			csvSafe(c.Caller), c.Source, csvSafe(c.Dialled), csvSafe(c.Callee), csvSafe(c.Sent), c.Country, strconv.FormatInt(c.Cost, 10),
+			strconv.Itoa(c.Result), csvSafe(c.Reason), c.Trunk, c.State})
+	}
+	cw.Flush()
+}
+
+func (s *Server) apiAuditVerify(w http.ResponseWriter, r *http.Request, _ store.Admin) {
+	l, err := admin.LoadLog(r.Context(), s.cfg.Store)
+	if err != nil {
+		fail(w, http.StatusInternalServerError, "", "could not read the evidence log")
+		return
+	}
+	writeJSON(w, http.StatusOK, l.Verify(nil, nil))
+}
+
+// settingsView is what the office can switch in the console.
+type settingsView struct {
+	Maintenance bool   `json:"maintenance"`
+	Region      string `json:"region"`
+	Realm       string `json:"realm"`
+}
+
+func (s *Server) settingsData(ctx context.Context) settingsView {
+	region, _ := s.cfg.Store.Setting(ctx, store.SettingRegion, "JP")
+	realm, _ := s.cfg.Store.Setting(ctx, store.SettingRealm, store.DefaultRealm)
+	return settingsView{Maintenance: s.maintenanceAllowed(ctx), Region: region, Realm: realm}
+}
+
+func (s *Server) apiSettings(w http.ResponseWriter, r *http.Request, _ store.Admin) {
+	writeJSON(w, http.StatusOK, s.settingsData(r.Context()))
+}
+
+type settingsInput struct {
+	Maintenance *bool `json:"maintenance"`
+}
+
+func (s *Server) setMaintenance(ctx context.Context, actor string, on bool) error {
+	v := "off"
+	if on {
+		v = "on"
+	}
+	if err := s.cfg.Store.SetSetting(ctx, SettingMaintenance, v); err != nil {
+		return err
+	}
+	if !on {
+		// Switched off means out now, not at the next login.
+		if err := s.endSessionsOf(ctx, RoleMaintenance); err != nil {
+			return err
+		}
+	}
+	s.record(audit.ConfigChange, actor, "console maintenance access", "switched "+v+" in the console")
+	return nil
+}
+
+func (s *Server) endSessionsOf(ctx context.Context, role string) error {
+	as, err := s.cfg.Store.Admins(ctx)
+	if err != nil {
+		return err
+	}
+	for _, a := range as {
+		if a.Role == role {
+			if err := s.cfg.Store.DeleteSessionsOf(ctx, a.Username); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (s *Server) apiSetSettings(w http.ResponseWriter, r *http.Request, a store.Admin) {
+	var in settingsInput
+	if !decode(w, r, &in) {
+		return
+	}
+	if in.Maintenance == nil {
+		fail(w, http.StatusBadRequest, "maintenance", "send true or false")
+		return
+	}
+	if err := s.setMaintenance(r.Context(), a.Username, *in.Maintenance); err != nil {
+		fail(w, http.StatusInternalServerError, "", "could not store the setting")
+		return
+	}
+	writeJSON(w, http.StatusOK, s.settingsData(r.Context()))
+}
+
+type userView struct {
+	Username string    `json:"username"`
+	Role     string    `json:"role"`
+	Created  time.Time `json:"created"`
+	TOTP     bool      `json:"totp"`
+	Locked   bool      `json:"locked"`
+}
+
+func (s *Server) users(ctx context.Context) ([]userView, error) {
+	as, err := s.cfg.Store.Admins(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]userView, 0, len(as))
+	now := s.cfg.Now()
+	for _, a := range as {
+		out = append(out, userView{Username: a.Username, Role: a.Role, Created: a.Created, TOTP: a.TOTPSealed != nil, Locked: now.Before(a.LockedUntil)})
+	}
+	return out, nil
+}
+
+func (s *Server) apiUsers(w http.ResponseWriter, r *http.Request, _ store.Admin) {
+	out, err := s.users(r.Context())
+	if err != nil {
+		fail(w, http.StatusInternalServerError, "", "could not read accounts")
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) apiDeleteUser(w http.ResponseWriter, r *http.Request, a store.Admin) {
+	u := r.PathValue("username")
+	if u == a.Username {
+		fail(w, http.StatusBadRequest, "username", "you cannot delete your own account")
+		return
+	}
+	if err := s.cfg.Store.DeleteAdmin(r.Context(), u); errors.Is(err, store.ErrNotFound) {
+		fail(w, http.StatusNotFound, "username", "no account "+u)
+		return
+	} else if err != nil {
+		fail(w, http.StatusInternalServerError, "", "could not delete")
+		return
+	}
+	s.record(audit.ConfigChange, a.Username, "console user "+u, "deleted in the console")
+	writeJSON(w, http.StatusOK, map[string]string{"deleted": u})
+}
+
+// totpNew hands out a fresh secret to enrol, with its QR code. It is just
+// randomness: it grants nothing until a code from it is sent with the
+// account's password (login) or the setup token (setup).
+func (s *Server) totpNew(w http.ResponseWriter, r *http.Request) {
+	u := r.URL.Query().Get("username")
+	if !validUsername(u) {
+		fail(w, http.StatusBadRequest, "username", "2 to 32 characters: lower-case letters, digits, - _ .")
+		return
+	}
+	sec := NewTOTPSecret()
+	url := otpauthURL(u, sec)
+	svg, err := qrSVG(url)
+	if err != nil {
+		fail(w, http.StatusInternalServerError, "", "could not draw the QR code")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"secret": sec, "otpauth_url": url, "qr_svg": svg})
+}
