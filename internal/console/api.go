@@ -5,7 +5,9 @@ import (
 	"encoding/csv"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"net/netip"
 	"sort"
 	"strconv"
 	"strings"
@@ -189,7 +191,25 @@ type extInput struct {
 	Digest string `json:"digest"`
 }
 
-func (s *Server) addExtension(ctx context.Context, actor string, in extInput) (NewExtension, error) {
+// sipTarget is the SIP address for a provisioning code: the configured
+// one, or, when SIP listens on every address, the host the browser used
+// with the SIP port (the phone is usually on the same network).
+func (s *Server) sipTarget(r *http.Request) string {
+	host, port, err := net.SplitHostPort(s.cfg.SIPAddress)
+	if err != nil {
+		return s.cfg.SIPAddress
+	}
+	if a, err := netip.ParseAddr(host); host == "" || (err == nil && a.IsUnspecified()) {
+		h := r.Host
+		if hh, _, err := net.SplitHostPort(r.Host); err == nil {
+			h = hh
+		}
+		return net.JoinHostPort(h, port)
+	}
+	return s.cfg.SIPAddress
+}
+
+func (s *Server) addExtension(ctx context.Context, sipAddr, actor string, in extInput) (NewExtension, error) {
 	if in.Digest == "" {
 		in.Digest = string(credential.OfferMD5)
 	}
@@ -205,8 +225,8 @@ func (s *Server) addExtension(ctx context.Context, actor string, in extInput) (N
 	out := NewExtension{Number: e.Number, Name: e.Name, Realm: e.Realm, Password: pw}
 	// The provisioning code: the account as a SIP URI with its password,
 	// which softphones read when scanned. Made here, never stored.
-	out.SIPURI = "sip:" + e.Number + "@" + s.cfg.SIPAddress
-	out.QRSVG, _ = qrSVG("sip:" + e.Number + ":" + pw + "@" + s.cfg.SIPAddress)
+	out.SIPURI = "sip:" + e.Number + "@" + sipAddr
+	out.QRSVG, _ = qrSVG("sip:" + e.Number + ":" + pw + "@" + sipAddr)
 	return out, nil
 }
 
@@ -215,7 +235,7 @@ func (s *Server) apiAddExtension(w http.ResponseWriter, r *http.Request, a store
 	if !decode(w, r, &in) {
 		return
 	}
-	out, err := s.addExtension(r.Context(), a.Username, in)
+	out, err := s.addExtension(r.Context(), s.sipTarget(r), a.Username, in)
 	if err != nil {
 		adminError(w, err)
 		return

@@ -19,6 +19,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"html/template"
 	"log/slog"
 	"net"
 	"net/http"
@@ -95,8 +96,9 @@ func (s *Server) maintenanceAllowed(ctx context.Context) bool {
 
 // Server is the console's HTTP handler.
 type Server struct {
-	cfg Config
-	mux *http.ServeMux
+	cfg   Config
+	mux   *http.ServeMux
+	pages map[string]*template.Template
 }
 
 // New returns the console handler.
@@ -116,8 +118,9 @@ func New(cfg Config) *Server {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, mux: http.NewServeMux(), pages: parsePages()}
 	s.routes()
+	s.pageRoutes()
 	return s
 }
 

@@ -131,6 +131,11 @@ func (s *Server) setup(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, ferr.code, apiError{Error: ferr.Msg, Field: ferr.Field})
 		return
 	}
+	// Setup proved the token, the password and the second factor: the
+	// administrator is logged in (the code just used is spent).
+	if tok, err := s.newSession(r.Context(), a.Username); err == nil {
+		s.setSession(w, tok)
+	}
 	writeJSON(w, http.StatusCreated, map[string]string{"username": a.Username, "role": a.Role})
 }
 
@@ -294,12 +299,17 @@ func (s *Server) doLogin(ctx context.Context, c credentials, peer string) (strin
 		return "", a, refused(http.StatusForbidden, "", "maintenance access is switched off by the office")
 	}
 	s.cfg.Store.SetAdminLock(ctx, a.Username, 0, time.Time{})
-	tok := randomToken()
-	if err := s.cfg.Store.PutSession(ctx, tokenHash(tok), a.Username, now); err != nil {
+	tok, err := s.newSession(ctx, a.Username)
+	if err != nil {
 		return "", a, refused(http.StatusInternalServerError, "", "could not start a session")
 	}
 	s.record(evLogin, a.Username, "console", "from "+peer)
 	return tok, a, nil
+}
+
+func (s *Server) newSession(ctx context.Context, username string) (string, error) {
+	tok := randomToken()
+	return tok, s.cfg.Store.PutSession(ctx, tokenHash(tok), username, s.cfg.Now())
 }
 
 func (s *Server) setSession(w http.ResponseWriter, tok string) {
@@ -318,42 +328,48 @@ var rank = map[string]int{RoleMaintenance: 0, RoleOperator: 1, RoleAdmin: 2}
 
 type ctxKey struct{}
 
-// authed wraps h so that it runs only with a live session of a role at
-// least min. The maintenance role ranks lowest here (view only) and is
-// refused entirely while the office has it switched off.
+// session finds the live session of r and its account, with a role at
+// least min. The maintenance role ranks lowest (view only) and is refused
+// entirely while the office has it switched off.
+func (s *Server) session(r *http.Request, min string) (store.Admin, []byte, *httpError) {
+	c, err := r.Cookie(cookieName)
+	if err != nil {
+		return store.Admin{}, nil, refused(http.StatusUnauthorized, "", "log in first")
+	}
+	ctx := r.Context()
+	th := tokenHash(c.Value)
+	se, err := s.cfg.Store.Session(ctx, th)
+	now := s.cfg.Now()
+	if err != nil || now.Sub(se.Seen) > IdleTimeout || now.Sub(se.Created) > AbsoluteTimeout {
+		if err == nil {
+			s.cfg.Store.DeleteSession(ctx, th)
+		}
+		return store.Admin{}, nil, refused(http.StatusUnauthorized, "", "session ended; log in again")
+	}
+	a, err := s.cfg.Store.Admin(ctx, se.Username)
+	if err != nil {
+		return a, nil, refused(http.StatusUnauthorized, "", "account gone; log in again")
+	}
+	if a.Role == RoleMaintenance && !s.maintenanceAllowed(ctx) {
+		return a, nil, refused(http.StatusForbidden, "", "maintenance access is switched off by the office")
+	}
+	if rank[a.Role] < rank[min] {
+		return a, nil, refused(http.StatusForbidden, "", "your role ("+a.Role+") may not do this")
+	}
+	s.cfg.Store.TouchSession(ctx, th, now)
+	return a, th, nil
+}
+
+// authed wraps an API handler so that it runs only with a live session of
+// a role at least min.
 func (s *Server) authed(min string, h func(http.ResponseWriter, *http.Request, store.Admin)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		c, err := r.Cookie(cookieName)
-		if err != nil {
-			fail(w, http.StatusUnauthorized, "", "log in first")
+		a, th, herr := s.session(r, min)
+		if herr != nil {
+			fail(w, herr.code, herr.Field, herr.Msg)
 			return
 		}
-		ctx := r.Context()
-		th := tokenHash(c.Value)
-		se, err := s.cfg.Store.Session(ctx, th)
-		now := s.cfg.Now()
-		if err != nil || now.Sub(se.Seen) > IdleTimeout || now.Sub(se.Created) > AbsoluteTimeout {
-			if err == nil {
-				s.cfg.Store.DeleteSession(ctx, th)
-			}
-			fail(w, http.StatusUnauthorized, "", "session ended; log in again")
-			return
-		}
-		a, err := s.cfg.Store.Admin(ctx, se.Username)
-		if err != nil {
-			fail(w, http.StatusUnauthorized, "", "account gone; log in again")
-			return
-		}
-		if a.Role == RoleMaintenance && !s.maintenanceAllowed(ctx) {
-			fail(w, http.StatusForbidden, "", "maintenance access is switched off by the office")
-			return
-		}
-		if rank[a.Role] < rank[min] {
-			fail(w, http.StatusForbidden, "", "your role ("+a.Role+") may not do this")
-			return
-		}
-		s.cfg.Store.TouchSession(ctx, th, now)
-		h(w, r.WithContext(context.WithValue(ctx, ctxKey{}, th)), a)
+		h(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, th)), a)
 	}
 }
 
@@ -385,21 +401,26 @@ func (s *Server) bans(w http.ResponseWriter, r *http.Request, _ store.Admin) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-func (s *Server) unban(w http.ResponseWriter, r *http.Request, a store.Admin) {
-	addr, err := netip.ParseAddr(r.PathValue("address"))
+func (s *Server) unbanAddr(ctx context.Context, actor, address string) *httpError {
+	addr, err := netip.ParseAddr(address)
 	if err != nil {
-		fail(w, http.StatusBadRequest, "address", "not an IP address")
-		return
+		return refused(http.StatusBadRequest, "address", "not an IP address")
 	}
-	if err := s.cfg.Store.Unban(r.Context(), addr.Unmap().String(), s.cfg.Now()); errors.Is(err, store.ErrNotFound) {
-		fail(w, http.StatusNotFound, "address", "no ban of "+addr.String())
-		return
+	if err := s.cfg.Store.Unban(ctx, addr.Unmap().String(), s.cfg.Now()); errors.Is(err, store.ErrNotFound) {
+		return refused(http.StatusNotFound, "address", "no ban of "+addr.String())
 	} else if err != nil {
-		fail(w, http.StatusInternalServerError, "", "could not unban")
+		return refused(http.StatusInternalServerError, "", "could not unban")
+	}
+	s.record(audit.Unban, actor, addr.Unmap().String(), "unbanned in the console")
+	return nil
+}
+
+func (s *Server) unban(w http.ResponseWriter, r *http.Request, a store.Admin) {
+	if herr := s.unbanAddr(r.Context(), a.Username, r.PathValue("address")); herr != nil {
+		fail(w, herr.code, herr.Field, herr.Msg)
 		return
 	}
-	s.record(audit.Unban, a.Username, addr.String(), "unbanned in the console")
-	writeJSON(w, http.StatusOK, map[string]string{"address": addr.String()})
+	writeJSON(w, http.StatusOK, map[string]string{"address": r.PathValue("address")})
 }
 
 func (s *Server) auditList(w http.ResponseWriter, r *http.Request, _ store.Admin) {
@@ -415,28 +436,32 @@ func (s *Server) auditList(w http.ResponseWriter, r *http.Request, _ store.Admin
 	writeJSON(w, http.StatusOK, rs)
 }
 
+func (s *Server) createUser(ctx context.Context, actor string, c credentials) *httpError {
+	if _, ok := rank[c.Role]; !ok {
+		return refused(http.StatusBadRequest, "role", "admin, operator or maintenance")
+	}
+	if f, msg := checkNew(c); f != "" {
+		return refused(http.StatusBadRequest, f, msg)
+	}
+	err := s.cfg.Store.AddAdmin(ctx, store.Admin{Username: c.Username, Hash: HashPassword(c.Password), Role: c.Role})
+	if errors.Is(err, store.ErrExists) {
+		return refused(http.StatusConflict, "username", "taken")
+	}
+	if err != nil {
+		return refused(http.StatusInternalServerError, "", "could not store the account")
+	}
+	s.record(audit.ConfigChange, actor, "console user "+c.Username, "created with role "+c.Role)
+	return nil
+}
+
 func (s *Server) addUser(w http.ResponseWriter, r *http.Request, a store.Admin) {
 	var c credentials
 	if !decode(w, r, &c) {
 		return
 	}
-	if _, ok := rank[c.Role]; !ok {
-		fail(w, http.StatusBadRequest, "role", "admin, operator or maintenance")
+	if herr := s.createUser(r.Context(), a.Username, c); herr != nil {
+		fail(w, herr.code, herr.Field, herr.Msg)
 		return
 	}
-	if f, msg := checkNew(c); f != "" {
-		fail(w, http.StatusBadRequest, f, msg)
-		return
-	}
-	err := s.cfg.Store.AddAdmin(r.Context(), store.Admin{Username: c.Username, Hash: HashPassword(c.Password), Role: c.Role})
-	if errors.Is(err, store.ErrExists) {
-		fail(w, http.StatusConflict, "username", "taken")
-		return
-	}
-	if err != nil {
-		fail(w, http.StatusInternalServerError, "", "could not store the account")
-		return
-	}
-	s.record(audit.ConfigChange, a.Username, "console user "+c.Username, "created with role "+c.Role)
 	writeJSON(w, http.StatusCreated, map[string]string{"username": c.Username, "role": c.Role})
 }
