@@ -1,0 +1,230 @@
+package console
+
+import (
+	"context"
+	"io/fs"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pquerna/otp/totp"
+
+	"github.com/sekisho/sekisho/internal/store"
+	"github.com/sekisho/sekisho/internal/vault"
+)
+
+// pageEnv is a console with one administrator and its session.
+type pageEnv struct {
+	t      *testing.T
+	s      *Server
+	st     *store.Store
+	now    time.Time
+	cookie *http.Cookie
+}
+
+func newPageEnv(t *testing.T) *pageEnv {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := store.Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	v, err := vault.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &pageEnv{t: t, st: st, now: time.Now()}
+	e.s = New(Config{Store: st, Vault: v, Now: func() time.Time { return e.now }, SIPAddress: "0.0.0.0:5060"})
+	tok, err := Setup(ctx, st, e.now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec := NewTOTPSecret()
+	code, _ := totp.GenerateCodeCustom(sec, e.now, totpOpts)
+	w := e.form("/setup", url.Values{"token": {tok}, "username": {"office"}, "password": {"correct-horse-battery-9"}, "totp_secret": {sec}, "code": {code}}, nil)
+	if w.Code != http.StatusSeeOther {
+		t.Fatalf("setup form: %d %s", w.Code, w.Body)
+	}
+	for _, c := range w.Result().Cookies() {
+		if c.Name == cookieName {
+			e.cookie = c
+		}
+	}
+	if e.cookie == nil {
+		t.Fatal("setup started no session")
+	}
+	return e
+}
+
+func (e *pageEnv) form(path string, v url.Values, h http.Header) *httptest.ResponseRecorder {
+	r := httptest.NewRequest("POST", path, strings.NewReader(v.Encode()))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return e.send(r, h)
+}
+
+func (e *pageEnv) get(path string, h http.Header) *httptest.ResponseRecorder {
+	return e.send(httptest.NewRequest("GET", path, nil), h)
+}
+
+func (e *pageEnv) send(r *http.Request, h http.Header) *httptest.ResponseRecorder {
+	r.RemoteAddr = "127.0.0.1:40000"
+	r.Host = "127.0.0.1:8080"
+	for k, vs := range h {
+		r.Header[k] = vs
+	}
+	if e.cookie != nil {
+		r.AddCookie(e.cookie)
+	}
+	w := httptest.NewRecorder()
+	e.s.ServeHTTP(w, r)
+	return w
+}
+
+// TestWordsCoverTemplates: every {{t "key"}} in the pages has English and
+// Japanese text, so no page shows a bare key.
+func TestWordsCoverTemplates(t *testing.T) {
+	re := regexp.MustCompile(`\{\{t "([^"]+)"\}\}`)
+	n := 0
+	fs.WalkDir(webFS, "web", func(path string, d fs.DirEntry, err error) error {
+		if d.IsDir() || !strings.HasSuffix(path, ".html") {
+			return nil
+		}
+		b, _ := webFS.ReadFile(path)
+		for _, m := range re.FindAllStringSubmatch(string(b), -1) {
+			n++
+			w, ok := words[m[1]]
+			if !ok || w[0] == "" || w[1] == "" {
+				t.Errorf("%s: %q has no English and Japanese text", path, m[1])
+			}
+		}
+		return nil
+	})
+	if n < 50 {
+		t.Fatalf("found only %d translated texts: the pattern no longer matches the templates", n)
+	}
+}
+
+// TestPagesRender: every page renders for the administrator, with the
+// strict CSP and no script; language follows Accept-Language, then the
+// switch's cookie.
+func TestPagesRender(t *testing.T) {
+	e := newPageEnv(t)
+	for _, p := range []string{"/", "/extensions", "/trunks", "/policy", "/bans", "/calls", "/evidence", "/settings"} {
+		w := e.get(p, nil)
+		if w.Code != 200 {
+			t.Fatalf("%s: %d %s", p, w.Code, w.Body)
+		}
+		if csp := w.Header().Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") {
+			t.Errorf("%s: CSP %q", p, csp)
+		}
+		if strings.Contains(strings.ToLower(w.Body.String()), "<script") {
+			t.Errorf("%s has a script", p)
+		}
+	}
+	if b := e.get("/", http.Header{"Accept-Language": {"ja,en;q=0.5"}}).Body.String(); !strings.Contains(b, "ダッシュボード") || !strings.Contains(b, `lang="ja"`) {
+		t.Error("Accept-Language ja did not give Japanese")
+	}
+	if b := e.get("/", http.Header{"Accept-Language": {"en-GB"}}).Body.String(); !strings.Contains(b, "Dashboard") {
+		t.Error("Accept-Language en did not give English")
+	}
+	w := e.get("/lang/ja", nil)
+	var lang *http.Cookie
+	for _, c := range w.Result().Cookies() {
+		if c.Name == langCookie {
+			lang = c
+		}
+	}
+	if lang == nil || lang.Value != "ja" {
+		t.Fatal("the switch set no language cookie")
+	}
+	r := httptest.NewRequest("GET", "/", nil)
+	r.Header.Set("Accept-Language", "en")
+	r.AddCookie(lang)
+	if b := e.send(r, nil).Body.String(); !strings.Contains(b, "ダッシュボード") {
+		t.Error("the switch's choice did not win over Accept-Language")
+	}
+}
+
+// TestPagesNeedSession: without a session every page goes to the login
+// page, and the dashboard goes to setup while no account exists.
+func TestPagesNeedSession(t *testing.T) {
+	e := newPageEnv(t)
+	e.cookie = nil
+	for _, p := range []string{"/", "/extensions", "/settings", "/evidence"} {
+		if w := e.get(p, nil); w.Code != http.StatusSeeOther || w.Header().Get("Location") != "/login" {
+			t.Errorf("%s without a session: %d %s", p, w.Code, w.Header().Get("Location"))
+		}
+	}
+	if w := e.form("/extensions", url.Values{"number": {"301"}}, nil); w.Code != http.StatusSeeOther {
+		t.Errorf("POST without a session: %d", w.Code)
+	}
+	if _, err := e.st.Extension(context.Background(), "301"); err == nil {
+		t.Error("an extension was made without a session")
+	}
+}
+
+// TestExtensionFormShowsOnce: adding an extension shows its password and
+// QR code once; a bad number is shown next to the field and makes nothing;
+// a cross-origin post is refused.
+func TestExtensionFormShowsOnce(t *testing.T) {
+	e := newPageEnv(t)
+	w := e.form("/extensions", url.Values{"number": {"12a"}, "name": {"Front desk"}}, nil)
+	if w.Code != 400 || !regexp.MustCompile(`(?s)name="number".*field-error`).MatchString(w.Body.String()) {
+		t.Fatalf("bad number: %d, no error next to the field:\n%s", w.Code, w.Body)
+	}
+	if !strings.Contains(w.Body.String(), `value="Front desk"`) {
+		t.Error("the form lost what was typed")
+	}
+	if es, _ := e.st.Extensions(context.Background()); len(es) != 0 {
+		t.Fatal("a refused form made an extension")
+	}
+	w = e.form("/extensions", url.Values{"number": {"201"}, "name": {"Front desk"}}, http.Header{"Sec-Fetch-Site": {"cross-site"}})
+	if w.Code != http.StatusForbidden {
+		t.Fatalf("cross-site form: %d", w.Code)
+	}
+	w = e.form("/extensions", url.Values{"number": {"201"}, "name": {"Front desk"}}, nil)
+	m := regexp.MustCompile(`id="new-password">([^<]+)<`).FindStringSubmatch(w.Body.String())
+	if w.Code != 200 || m == nil || !strings.Contains(w.Body.String(), "<svg") {
+		t.Fatalf("created: %d, no password or QR:\n%s", w.Code, w.Body)
+	}
+	// SIP listens on every address: the code names the host the browser used.
+	if !strings.Contains(w.Body.String(), "sip:201@127.0.0.1:5060") {
+		t.Error("provisioning address not the browser's host with the SIP port")
+	}
+	if b := e.get("/extensions", nil).Body.String(); strings.Contains(b, m[1]) {
+		t.Error("the password is shown again")
+	}
+	if w := e.form("/extensions/201", url.Values{"class": {"galactic"}}, nil); w.Code != 400 || !strings.Contains(w.Body.String(), "201") {
+		t.Fatalf("bad class: %d", w.Code)
+	}
+	if ex, _ := e.st.Extension(context.Background(), "201"); ex.Class != "" {
+		t.Fatalf("a refused edit changed the class to %q", ex.Class)
+	}
+	if w := e.form("/extensions/201", url.Values{"class": {"mobile"}}, nil); w.Code != 200 {
+		t.Fatalf("edit: %d %s", w.Code, w.Body)
+	}
+	if ex, _ := e.st.Extension(context.Background(), "201"); ex.Class != "mobile" {
+		t.Fatalf("class %q after the edit", ex.Class)
+	}
+}
+
+// TestPolicyCheckForm: the "check a number" box shows the gate's decision
+// for the incident's symbol trick.
+func TestPolicyCheckForm(t *testing.T) {
+	e := newPageEnv(t)
+	e.form("/extensions", url.Values{"number": {"201"}}, nil)
+	w := e.form("/policy/check", url.Values{"from": {"201"}, "dialled": {"#01023212345678"}}, nil)
+	if w.Code != 200 || !regexp.MustCompile(`class="verdict deny"`).MatchString(w.Body.String()) {
+		t.Fatalf("check: %d\n%s", w.Code, w.Body)
+	}
+	w = e.form("/policy/check", url.Values{"from": {"999"}, "dialled": {"0312345678"}}, nil)
+	if w.Code != 400 || !regexp.MustCompile(`(?s)name="from".*field-error`).MatchString(w.Body.String()) {
+		t.Fatalf("unknown extension: %d", w.Code)
+	}
+}
