@@ -21,6 +21,19 @@ import (
 	"github.com/sekisho/sekisho/internal/tollgate"
 )
 
+// view answers a GET with what read returns, or 500 saying what could
+// not be read.
+func view[T any](what string, read func(context.Context) (T, error)) func(http.ResponseWriter, *http.Request, store.Admin) {
+	return func(w http.ResponseWriter, r *http.Request, _ store.Admin) {
+		v, err := read(r.Context())
+		if err != nil {
+			fail(w, http.StatusInternalServerError, "", "could not read "+what)
+			return
+		}
+		writeJSON(w, http.StatusOK, v)
+	}
+}
+
 // adminError answers an admin.FieldError with 400 (or 404/409 for a thing
 // missing or existing) naming the field, anything else with 500.
 func adminError(w http.ResponseWriter, err error) {
@@ -126,15 +139,6 @@ func (s *Server) dashboard(ctx context.Context) (Dashboard, error) {
 	return d, nil
 }
 
-func (s *Server) apiDashboard(w http.ResponseWriter, r *http.Request, _ store.Admin) {
-	d, err := s.dashboard(r.Context())
-	if err != nil {
-		fail(w, http.StatusInternalServerError, "", "could not read the dashboard's figures")
-		return
-	}
-	writeJSON(w, http.StatusOK, d)
-}
-
 type extView struct {
 	Number     string `json:"number"`
 	Name       string `json:"name,omitempty"`
@@ -163,15 +167,6 @@ func (s *Server) extViews(ctx context.Context) ([]extView, error) {
 			Profile: p.Profile.Name, Class: string(p.Profile.Class), Countries: p.Profile.Countries, Networks: e.Networks, Digest: e.Digest})
 	}
 	return out, nil
-}
-
-func (s *Server) extensions(w http.ResponseWriter, r *http.Request, _ store.Admin) {
-	out, err := s.extViews(r.Context())
-	if err != nil {
-		fail(w, http.StatusInternalServerError, "", "could not read extensions")
-		return
-	}
-	writeJSON(w, http.StatusOK, out)
 }
 
 // NewExtension is the answer to adding an extension: the password and
@@ -350,15 +345,6 @@ func (s *Server) trunksData(ctx context.Context) (trunksView, error) {
 	return out, nil
 }
 
-func (s *Server) apiTrunks(w http.ResponseWriter, r *http.Request, _ store.Admin) {
-	out, err := s.trunksData(r.Context())
-	if err != nil {
-		fail(w, http.StatusInternalServerError, "", "could not read trunks")
-		return
-	}
-	writeJSON(w, http.StatusOK, out)
-}
-
 // policyView is the toll policy as the server runs it.
 type policyView struct {
 	Profiles []policy.Profile         `json:"profiles"`
@@ -383,15 +369,6 @@ func (s *Server) policyData(ctx context.Context) (policyView, error) {
 		v.Frozen = f.Reason
 	}
 	return v, nil
-}
-
-func (s *Server) apiPolicy(w http.ResponseWriter, r *http.Request, _ store.Admin) {
-	v, err := s.policyData(r.Context())
-	if err != nil {
-		fail(w, http.StatusInternalServerError, "", "could not read the policy")
-		return
-	}
-	writeJSON(w, http.StatusOK, v)
 }
 
 type rateInput struct {
@@ -682,15 +659,6 @@ func (s *Server) users(ctx context.Context) ([]userView, error) {
 		out = append(out, userView{Username: a.Username, Role: a.Role, Created: a.Created, TOTP: a.TOTPSealed != nil, Locked: now.Before(a.LockedUntil)})
 	}
 	return out, nil
-}
-
-func (s *Server) apiUsers(w http.ResponseWriter, r *http.Request, _ store.Admin) {
-	out, err := s.users(r.Context())
-	if err != nil {
-		fail(w, http.StatusInternalServerError, "", "could not read accounts")
-		return
-	}
-	writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) apiDeleteUser(w http.ResponseWriter, r *http.Request, a store.Admin) {

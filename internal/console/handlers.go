@@ -27,19 +27,19 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /api/me", s.authed(RoleMaintenance, s.me))
 	s.mux.HandleFunc("GET /api/openapi.json", s.openapi)
 	s.mux.HandleFunc("GET /api/totp/new", s.totpNew)
-	s.mux.HandleFunc("GET /api/dashboard", s.authed(RoleMaintenance, s.apiDashboard))
-	s.mux.HandleFunc("GET /api/extensions", s.authed(RoleMaintenance, s.extensions))
+	s.mux.HandleFunc("GET /api/dashboard", s.authed(RoleMaintenance, view("the dashboard's figures", s.dashboard)))
+	s.mux.HandleFunc("GET /api/extensions", s.authed(RoleMaintenance, view("extensions", s.extViews)))
 	s.mux.HandleFunc("POST /api/extensions", s.authed(RoleAdmin, s.apiAddExtension))
 	s.mux.HandleFunc("PATCH /api/extensions/{number}", s.authed(RoleAdmin, s.apiEditExtension))
 	s.mux.HandleFunc("DELETE /api/extensions/{number}", s.authed(RoleAdmin, s.apiDeleteExtension))
 	s.mux.HandleFunc("POST /api/extensions/{number}/unlock", s.authed(RoleOperator, s.unlock))
-	s.mux.HandleFunc("GET /api/trunks", s.authed(RoleMaintenance, s.apiTrunks))
-	s.mux.HandleFunc("GET /api/policy", s.authed(RoleMaintenance, s.apiPolicy))
+	s.mux.HandleFunc("GET /api/trunks", s.authed(RoleMaintenance, view("trunks", s.trunksData)))
+	s.mux.HandleFunc("GET /api/policy", s.authed(RoleMaintenance, view("the policy", s.policyData)))
 	s.mux.HandleFunc("POST /api/rates", s.authed(RoleAdmin, s.apiSetRate))
 	s.mux.HandleFunc("DELETE /api/rates/{prefix}", s.authed(RoleAdmin, s.apiDeleteRate))
 	s.mux.HandleFunc("POST /api/policy/unfreeze", s.authed(RoleOperator, s.apiUnfreeze))
 	s.mux.HandleFunc("POST /api/check-number", s.authed(RoleMaintenance, s.apiCheck))
-	s.mux.HandleFunc("GET /api/bans", s.authed(RoleMaintenance, s.bans))
+	s.mux.HandleFunc("GET /api/bans", s.authed(RoleMaintenance, view("bans", s.activeBans)))
 	s.mux.HandleFunc("DELETE /api/bans/{address}", s.authed(RoleOperator, s.unban))
 	s.mux.HandleFunc("GET /api/cdr", s.authed(RoleMaintenance, s.apiCDR))
 	s.mux.HandleFunc("GET /api/cdr.csv", s.authed(RoleMaintenance, s.apiCDRCSV))
@@ -47,7 +47,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /api/audit/verify", s.authed(RoleMaintenance, s.apiAuditVerify))
 	s.mux.HandleFunc("GET /api/settings", s.authed(RoleMaintenance, s.apiSettings))
 	s.mux.HandleFunc("PUT /api/settings", s.authed(RoleAdmin, s.apiSetSettings))
-	s.mux.HandleFunc("GET /api/users", s.authed(RoleAdmin, s.apiUsers))
+	s.mux.HandleFunc("GET /api/users", s.authed(RoleAdmin, view("accounts", s.users)))
 	s.mux.HandleFunc("POST /api/users", s.authed(RoleAdmin, s.addUser))
 	s.mux.HandleFunc("DELETE /api/users/{username}", s.authed(RoleAdmin, s.apiDeleteUser))
 }
@@ -383,22 +383,6 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request, _ store.Admin) {
 
 func (s *Server) me(w http.ResponseWriter, _ *http.Request, a store.Admin) {
 	writeJSON(w, http.StatusOK, map[string]string{"username": a.Username, "role": a.Role})
-}
-
-func (s *Server) bans(w http.ResponseWriter, r *http.Request, _ store.Admin) {
-	rows, err := s.cfg.Store.Bans(r.Context())
-	if err != nil {
-		fail(w, http.StatusInternalServerError, "", "could not read bans")
-		return
-	}
-	now := s.cfg.Now()
-	out := []store.Ban{}
-	for _, b := range rows {
-		if b.Active(now) {
-			out = append(out, b)
-		}
-	}
-	writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) unbanAddr(ctx context.Context, actor, address string) *httpError {
