@@ -10,6 +10,9 @@ import (
 type Freeze struct {
 	Reason   string    // "" when not frozen
 	Unfrozen time.Time // when a person last lifted a freeze
+	// Fleet is why the vendor's centre blocks calls abroad on every unit
+	// (its bundle), "" when it does not. Only a newer bundle lifts it.
+	Fleet string
 }
 
 // Source is where the policy is kept. *store.Store satisfies it.

@@ -297,6 +297,19 @@ var migrations = []string{
 		address    TEXT NOT NULL UNIQUE,
 		created_at INTEGER NOT NULL
 	);`,
+	// 12: the newest policy bundle from the vendor's centre that this unit
+	// applied, kept whole (body and signature) as evidence of what was in
+	// force and so that a restart keeps it.
+	`CREATE TABLE fleet_bundle (
+		id          INTEGER PRIMARY KEY CHECK (id = 1),
+		seq         INTEGER NOT NULL,
+		hash        TEXT NOT NULL,
+		body        BLOB NOT NULL,
+		sig         BLOB NOT NULL,
+		block_intl  INTEGER NOT NULL,
+		note        TEXT NOT NULL DEFAULT '',
+		applied_at  INTEGER NOT NULL
+	);`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

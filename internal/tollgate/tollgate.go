@@ -30,6 +30,7 @@ type Policy struct {
 	Countries map[string]bool
 	Suspended string // why the extension is suspended; "" if it is not
 	Frozen    string // why international calls are frozen PBX-wide; "" if they are not
+	Blocked   string // why the vendor's centre blocks calls abroad; "" if it does not
 }
 
 // PolicyOf resolves the policy of extension e from the snapshot.
@@ -43,7 +44,7 @@ func PolicyOf(e store.Extension, sn *policy.Snapshot) Policy {
 	if e.Countries != "" {
 		prof.Countries = e.Countries
 	}
-	p := Policy{Profile: prof, Hours: hours, Countries: map[string]bool{}, Frozen: sn.Freeze.Reason}
+	p := Policy{Profile: prof, Hours: hours, Countries: map[string]bool{}, Frozen: sn.Freeze.Reason, Blocked: sn.Freeze.Fleet}
 	for _, c := range strings.Split(prof.Countries, ",") {
 		if c != "" {
 			p.Countries[c] = true
@@ -84,6 +85,11 @@ func (p Policy) Decide(d chain.Destination, now time.Time) (bool, string) {
 		// hours, and no PBX-wide freeze.
 		if p.Frozen != "" {
 			return false, "international calls are frozen PBX-wide (" + p.Frozen + "); lift with: sekisho limits unfreeze"
+		}
+		// The vendor's emergency stop for the whole fleet (the incident's
+		// vendor pushed its block unit by unit, too late for some).
+		if p.Blocked != "" {
+			return false, "international calls are blocked by the vendor's centre (" + p.Blocked + ")"
 		}
 		if !p.Profile.Class.AtLeast(policy.ClassInternational) {
 			return false, p.class() + " may not call abroad (" + d.E164 + ", " + d.Country + ")"

@@ -106,19 +106,21 @@ func TestTrunkCallers(t *testing.T) {
 	}
 }
 
-// TestFreeze: a PBX-wide freeze stops every call abroad, whatever the
-// profile allows, and nothing else.
+// TestFreeze: a PBX-wide freeze, or the centre's block, stops every call
+// abroad, whatever the profile allows, and nothing else.
 func TestFreeze(t *testing.T) {
 	abroad := policy.Default()
 	abroad.Name, abroad.Class, abroad.Countries = "abroad", policy.ClassInternational, "SL"
-	book := policy.Static([]policy.Profile{policy.Default(), abroad}, nil, nil, policy.Freeze{Reason: "pbx: daily-spend exceeded"})
-	exts := storetest.Accounts{Exts: map[string]store.Extension{"201": {Number: "201", Profile: "abroad"}}}
-	plan := dialplan.New("JP")
-	for dial, allow := range map[string]bool{"+23276123456": false, "00312345678": true, "119": true} {
-		a := &chain.Attempt{Caller: "201", Dest: plan.Canonical(dial)}
-		v := Stage{Accounts: exts, Policy: book}.Run(context.Background(), a)
-		if (v.Action == chain.Continue) != allow {
-			t.Errorf("frozen PBX, %s: %v %q, want allow=%v", dial, v.Action, v.Reason, allow)
+	for _, f := range []policy.Freeze{{Reason: "pbx: daily-spend exceeded"}, {Fleet: "bundle 4: Sierra Leone fraud wave"}} {
+		book := policy.Static([]policy.Profile{policy.Default(), abroad}, nil, nil, f)
+		exts := storetest.Accounts{Exts: map[string]store.Extension{"201": {Number: "201", Profile: "abroad"}}}
+		plan := dialplan.New("JP")
+		for dial, allow := range map[string]bool{"+23276123456": false, "00312345678": true, "119": true} {
+			a := &chain.Attempt{Caller: "201", Dest: plan.Canonical(dial)}
+			v := Stage{Accounts: exts, Policy: book}.Run(context.Background(), a)
+			if (v.Action == chain.Continue) != allow {
+				t.Errorf("%+v, %s: %v %q, want allow=%v", f, dial, v.Action, v.Reason, allow)
+			}
 		}
 	}
 }
