@@ -124,7 +124,7 @@ start_sekisho() {
 	# address, far past what one real phone sends; the per-source limit
 	# (50/s by default) would measure the guard, not the PBX.
 	"$tmp/sekisho" serve --data "$data" \
-		--sip-udp "127.0.0.1:$sip_port" --sip-tcp "127.0.0.1:$sip_port" --sip-tls "" --console "" \
+		--sip-udp "127.0.0.1:$sip_port" --sip-tcp "127.0.0.1:$sip_port" --sip-tls "" --console "" --vpn-listen "" \
 		--source-rate "${SOURCE_RATE:-1000000}" \
 		--grace 1s --log-level "${LOG_LEVEL:-info}" >"$tmp/server.log" 2>&1 &
 	server_pid=$!

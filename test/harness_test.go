@@ -102,6 +102,9 @@ type PBX struct {
 	done        chan struct{}
 	waitErr     error
 
+	// VPNPort is the console VPN's UDP port on IP (0: no VPN; see withVPN).
+	VPNPort int
+
 	secretsMu sync.Mutex
 	secrets   []string // every password the CLI printed; must never appear in the log
 }
@@ -115,6 +118,11 @@ func (p *PBX) Log() string {
 	defer p.logMu.Unlock()
 	return p.log.String()
 }
+
+// withVPN, among startPBX's extra flags, turns the console's VPN on, on a
+// free UDP port of the PBX's loopback IP (PBX.VPNPort). Without it the
+// VPN is off (--vpn-listen ""), so that tests open no UDP 51820.
+const withVPN = "--vpn-listen=<free port>"
 
 // startPBX starts sekisho on 127.0.0.1 with a fresh data directory and extra
 // serve flags; it is stopped (SIGTERM) when the test ends.
@@ -132,9 +140,16 @@ func startPBXIn(t *testing.T, dir string, extra ...string) *PBX {
 	addr := p.SIPAddr()
 	p.TLSPort = freePort(t, p.IP)
 	p.ConsolePort = freePort(t, p.IP)
+	extra = append([]string(nil), extra...)
+	for i, a := range extra {
+		if a == withVPN {
+			p.VPNPort = freePort(t, p.IP)
+			extra[i] = "--vpn-listen=" + net.JoinHostPort(p.IP, fmt.Sprint(p.VPNPort))
+		}
+	}
 	args := append([]string{"serve", "--data", p.Data, "--sip-udp", addr, "--sip-tcp", addr,
 		"--sip-tls", net.JoinHostPort(p.IP, fmt.Sprint(p.TLSPort)),
-		"--console", net.JoinHostPort(p.IP, fmt.Sprint(p.ConsolePort)),
+		"--console", net.JoinHostPort(p.IP, fmt.Sprint(p.ConsolePort)), "--vpn-listen", "",
 		"--grace", "2s", "--log-level", "debug"}, extra...)
 	p.cmd = exec.Command(binPath, args...)
 	pr, pw, err := os.Pipe()

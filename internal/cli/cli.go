@@ -65,6 +65,10 @@ Commands:
   sekisho audit show SEQ
   sekisho audit verify [--against EXPORT]        check the evidence log's chain and signed checkpoints
   sekisho audit export [--out FILE]
+  sekisho vpn add-peer NAME --pubkey KEY [--endpoint HOST:PORT]
+                         a vendor's peer of the console's VPN; prints its wg-quick configuration
+  sekisho vpn list
+  sekisho vpn del NAME
 
 LIMITS are --max-calls N --intl-per-minute N --intl-per-hour N --same-prefix N
 --distinct-per-hour N --daily-spend N (0: no limit).
@@ -124,6 +128,8 @@ func run(args []string, env Env) error {
 		return banCmd(args[1:], env)
 	case "audit":
 		return auditCmd(args[1:], env)
+	case "vpn":
+		return vpnCmd(args[1:], env)
 	case "help", "-h", "--help":
 		fmt.Fprint(env.Stdout, usage)
 		return nil

@@ -26,11 +26,12 @@ func (s *Server) startConsole(adminNets []netip.Prefix) (func(), error) {
 	if err != nil {
 		return nil, fmt.Errorf("pbx: listen console %s: %w", s.cfg.Console, err)
 	}
-	h := console.New(console.Config{
+	ccfg := console.Config{
 		Store: s.store, Evidence: s.audit, AdminNetworks: adminNets, Log: s.log,
 		Registered:         func(ext string) bool { return len(s.reg.Lookup(ext)) > 0 },
 		MaintenanceAllowed: func() bool { return s.cfg.Maintenance },
-	})
+	}
+	h := console.New(ccfg)
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second,
 		WriteTimeout: 30 * time.Second, IdleTimeout: time.Minute, MaxHeaderBytes: 16 << 10}
 	go func() {
@@ -44,7 +45,13 @@ func (s *Server) startConsole(adminNets []netip.Prefix) (func(), error) {
 		fmt.Fprintf(os.Stdout, "sekisho: no console account yet. Within an hour, create the first one at http://%s/ with this one-time setup token:\n%s\n", l.Addr(), tok)
 	}
 	s.log.Info("console: listening", "addr", l.Addr().String())
+	stopVPN, err := s.startVPN(ctx, ccfg, srv) // the same console, inside the VPN
+	if err != nil {
+		srv.Close()
+		return nil, err
+	}
 	return func() {
+		stopVPN()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		srv.Shutdown(ctx)
