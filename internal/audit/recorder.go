@@ -33,6 +33,8 @@ const (
 	Summary       = "summary"        // a day's count of one type, kept when its records are pruned
 	Dropped       = "dropped"        // aggregated; packets the door dropped unread, per source and why
 	Prune         = "prune"          // records removed for age or size, and why
+	BundleApplied = "bundle-applied" // a policy bundle from the vendor's centre put in force
+	BundleRefused = "bundle-refused" // a bundle refused: bad signature, stale, invalid
 )
 
 // Event is one thing that happened.

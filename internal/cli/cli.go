@@ -65,6 +65,9 @@ Commands:
   sekisho audit show SEQ
   sekisho audit verify [--against EXPORT]        check the evidence log's chain and signed checkpoints
   sekisho audit export [--out FILE]
+  sekisho fleet join URL TOKEN [--name NAME]     join the vendor's centre (outbound only; pins its CA and bundle key)
+  sekisho fleet status
+  sekisho fleet leave
   sekisho vpn add-peer NAME --pubkey KEY [--endpoint HOST:PORT]
                          a vendor's peer of the console's VPN; prints its wg-quick configuration
   sekisho vpn list
@@ -130,6 +133,8 @@ func run(args []string, env Env) error {
 		return auditCmd(args[1:], env)
 	case "vpn":
 		return vpnCmd(args[1:], env)
+	case "fleet":
+		return fleetCmd(args[1:], env)
 	case "help", "-h", "--help":
 		fmt.Fprint(env.Stdout, usage)
 		return nil

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -52,22 +51,15 @@ func adminError(w http.ResponseWriter, err error) {
 
 // Dashboard is the first page's figures.
 type Dashboard struct {
-	Extensions int            `json:"extensions"`
-	Registered int            `json:"registered"`
-	Calls      int            `json:"calls_in_progress"`
-	Today      []CountryToday `json:"today_outbound"`
-	TodaySpend int64          `json:"today_spend"`
-	Suspended  []extView      `json:"suspended"`
-	Frozen     string         `json:"frozen,omitempty"` // why calls abroad are frozen, "" when not
-	Alerts     []store.Alert  `json:"alerts"`           // the last 24 hours'
-	Bans       int            `json:"bans"`
-}
-
-// CountryToday is one row of today's outbound calls.
-type CountryToday struct {
-	Country string `json:"country"`
-	Calls   int    `json:"calls"`
-	Spend   int64  `json:"spend"`
+	Extensions int                  `json:"extensions"`
+	Registered int                  `json:"registered"`
+	Calls      int                  `json:"calls_in_progress"`
+	Today      []admin.CountryToday `json:"today_outbound"`
+	TodaySpend int64                `json:"today_spend"`
+	Suspended  []extView            `json:"suspended"`
+	Frozen     string               `json:"frozen,omitempty"` // why calls abroad are frozen, "" when not
+	Alerts     []store.Alert        `json:"alerts"`           // the last 24 hours'
+	Bans       int                  `json:"bans"`
 }
 
 func (s *Server) dashboard(ctx context.Context) (Dashboard, error) {
@@ -86,34 +78,9 @@ func (s *Server) dashboard(ctx context.Context) (Dashboard, error) {
 		}
 	}
 	now := s.cfg.Now()
-	midnight := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, now.Location())
-	cdrs, err := s.cfg.Store.ListCDRs(ctx, store.CDRFilter{Since: midnight, Direction: "outbound", Limit: 100000})
-	if err != nil {
+	if d.Today, d.TodaySpend, err = admin.Today(ctx, s.cfg.Store, now); err != nil {
 		return d, err
 	}
-	by := map[string]*CountryToday{}
-	for _, c := range cdrs {
-		k := c.Country
-		if k == "" {
-			k = "-"
-		}
-		if by[k] == nil {
-			by[k] = &CountryToday{Country: k}
-		}
-		by[k].Calls++
-		by[k].Spend += c.Cost
-		d.TodaySpend += c.Cost
-	}
-	d.Today = []CountryToday{}
-	for _, v := range by {
-		d.Today = append(d.Today, *v)
-	}
-	sort.Slice(d.Today, func(i, j int) bool {
-		if d.Today[i].Spend != d.Today[j].Spend {
-			return d.Today[i].Spend > d.Today[j].Spend
-		}
-		return d.Today[i].Country < d.Today[j].Country
-	})
 	if f, err := s.cfg.Store.IntlFreeze(ctx); err == nil && f.Reason != "" {
 		d.Frozen = f.Reason
 	}

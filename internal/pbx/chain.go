@@ -37,7 +37,7 @@ func newChain(s *Server) *chain.Chain {
 	return chain.New(
 		auth.Stage{A: s.auth, Trunks: s.trunks},
 		dialplan.Stage{Plan: s.plan},
-		tollgate.Stage{Accounts: s.store, Policy: s.book},
+		tollgate.Stage{Accounts: s.store, Policy: s.book, Hold: s.holding},
 		route.Stage{Accounts: s.store, Locations: s.reg, Trunks: s.trunks, Plan: s.plan},
 		limits.Stage{Keeper: s.keeper, Actions: s, Evidence: s.audit},
 	)

@@ -30,6 +30,9 @@ func (s *Server) startConsole(adminNets []netip.Prefix) (func(), error) {
 		Store: s.store, Evidence: s.audit, AdminNetworks: adminNets, Log: s.log,
 		Registered:         func(ext string) bool { return len(s.reg.Lookup(ext)) > 0 },
 		MaintenanceAllowed: func() bool { return s.cfg.Maintenance },
+		Vault:              s.vault,
+		Calls:              func() int { return s.b2b.Active() },
+		SIPAddress:         sipAddress(s.cfg.SIPUDP, s.cfg.SIPTCP),
 	}
 	h := console.New(ccfg)
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second,
@@ -42,7 +45,7 @@ func (s *Server) startConsole(adminNets []netip.Prefix) (func(), error) {
 	if tok != "" {
 		// Printed once, to the terminal, never to the log: whoever
 		// started the PBX sets up the first account.
-		fmt.Fprintf(os.Stdout, "sekisho: no console account yet. Within an hour, create the first one at http://%s/ with this one-time setup token:\n%s\n", l.Addr(), tok)
+		fmt.Fprintf(os.Stdout, "sekisho: no console account yet. Within an hour, create the first one at:\nhttp://%s/setup?token=%s\n", l.Addr(), tok)
 	}
 	s.log.Info("console: listening", "addr", l.Addr().String())
 	stopVPN, err := s.startVPN(ctx, ccfg, srv) // the same console, inside the VPN
@@ -56,4 +59,13 @@ func (s *Server) startConsole(adminNets []netip.Prefix) (func(), error) {
 		defer cancel()
 		srv.Shutdown(ctx)
 	}, nil
+}
+
+// sipAddress is where phones register, for the console's provisioning
+// code: the UDP (else TCP) listen address.
+func sipAddress(udp, tcp string) string {
+	if udp != "" {
+		return udp
+	}
+	return tcp
 }

@@ -34,6 +34,7 @@ import (
 	"github.com/sekisho/sekisho/internal/credential"
 	"github.com/sekisho/sekisho/internal/dialplan"
 	"github.com/sekisho/sekisho/internal/digest"
+	"github.com/sekisho/sekisho/internal/fleet"
 	"github.com/sekisho/sekisho/internal/guard"
 	"github.com/sekisho/sekisho/internal/limits"
 	"github.com/sekisho/sekisho/internal/media"
@@ -67,6 +68,7 @@ type Server struct {
 	sources sync.Map
 	keeper  *limits.Keeper
 	alerts  *alert.Notifier
+	fleet   *fleet.Link // nil when the unit has not joined a fleet
 
 	ua     *sipgo.UserAgent
 	sip    *sipgo.Server
@@ -201,6 +203,9 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 			s.guard.Failure(ctx, src, user)
 		},
 	}, log)
+	if err := s.joinFleet(); err != nil {
+		return err
+	}
 	s.chain = newChain(s)
 	s.cdrs = cdr.NewWriter(st, log)
 
@@ -293,6 +298,9 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	sweepCtx, stopSweep := context.WithCancel(context.Background())
 	go s.sweep(sweepCtx)
+	if s.fleet != nil {
+		go s.fleet.Run(sweepCtx)
+	}
 	regs.Sync(sweepCtx)
 	go s.watchTrunks(sweepCtx, regs)
 	go every(sweepCtx, trunkReload, func() {

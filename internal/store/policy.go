@@ -221,6 +221,16 @@ func (s *Store) IntlFreeze(ctx context.Context) (policy.Freeze, error) {
 	var ms int64
 	fmt.Sscan(at, &ms)
 	f.Unfrozen = fromMilli(sql.NullInt64{Int64: ms, Valid: true})
+	fb, err := s.FleetBundle(ctx)
+	if err != nil {
+		return f, err
+	}
+	if fb.BlockIntl {
+		f.Fleet = fmt.Sprintf("bundle %d", fb.Seq)
+		if fb.Note != "" {
+			f.Fleet += ": " + fb.Note
+		}
+	}
 	return f, nil
 }
 

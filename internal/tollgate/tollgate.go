@@ -117,6 +117,11 @@ type Stage struct {
 	Accounts Accounts
 	Policy   *policy.Book
 	Now      func() time.Time // nil: time.Now
+	// Hold, when set and saying why, makes outside calls wait (503): the
+	// fleet link holds them from reconnecting to the centre until the
+	// newest bundle is in force, so a unit back from an outage cannot
+	// place a call its fleet has since blocked.
+	Hold func() string
 }
 
 // Name implements chain.Stage.
@@ -151,6 +156,11 @@ func (s Stage) Run(ctx context.Context, a *chain.Attempt) chain.Verdict {
 		now = s.Now
 	}
 	p := PolicyOf(e, sn)
+	if s.Hold != nil && a.Dest.Kind != chain.KindExtension && a.Dest.Kind != chain.KindEmergency {
+		if why := s.Hold(); why != "" {
+			return chain.Deny(503, "tollgate: outside calls wait: "+why)
+		}
+	}
 	ok, why := p.Decide(a.Dest, now())
 	if !ok {
 		return chain.Deny(403, "tollgate: "+a.Caller+": "+why)
