@@ -12,6 +12,7 @@ command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
 command -v baresip >/dev/null 2>&1 || need+=(baresip)
 command -v svwar >/dev/null 2>&1 || need+=(sipvicious)
 command -v sox >/dev/null 2>&1 || need+=(sox)
+[ -x /usr/bin/chromium ] || need+=(chromium)
 command -v rsyslogd >/dev/null 2>&1 || [ -x /usr/sbin/rsyslogd ] || need+=(rsyslog)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
