@@ -13,6 +13,8 @@ command -v baresip >/dev/null 2>&1 || need+=(baresip)
 command -v svwar >/dev/null 2>&1 || need+=(sipvicious)
 command -v sox >/dev/null 2>&1 || need+=(sox)
 [ -x /usr/bin/chromium ] || need+=(chromium)
+# Japanese glyphs for the console's screenshots.
+[ -d /usr/share/fonts/opentype/noto ] || need+=(fonts-noto-cjk)
 command -v rsyslogd >/dev/null 2>&1 || [ -x /usr/sbin/rsyslogd ] || need+=(rsyslog)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

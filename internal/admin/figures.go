@@ -15,8 +15,9 @@ type CountryToday struct {
 	Spend   int64  `json:"spend"`
 }
 
-// Today counts the outbound calls since local midnight by country,
-// costliest first, and their total estimated spend.
+// Today counts the outbound calls since local midnight that reached the
+// carrier, by country, costliest first, and their total estimated spend.
+// Attempts the gate refused are not calls (they are in the evidence log).
 func Today(ctx context.Context, st *store.Store, now time.Time) ([]CountryToday, int64, error) {
 	midnight := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, now.Location())
 	cdrs, err := st.ListCDRs(ctx, store.CDRFilter{Since: midnight, Direction: "outbound", Limit: 1 << 20})
@@ -26,6 +27,9 @@ func Today(ctx context.Context, st *store.Store, now time.Time) ([]CountryToday,
 	by := map[string]*CountryToday{}
 	var total int64
 	for _, c := range cdrs {
+		if c.SentNumber == "" {
+			continue
+		}
 		k := c.Country
 		if k == "" {
 			k = "-"

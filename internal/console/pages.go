@@ -210,10 +210,14 @@ func (s *Server) setupPost(w http.ResponseWriter, r *http.Request) {
 		// A failed code keeps the secret already scanned; anything else
 		// may too, so the person does not scan twice.
 		d.Secret = c.TOTPSecret
+		label := "admin"
+		if validUsername(c.Username) {
+			label = c.Username
+		}
 		if !validSecret(d.Secret) {
-			d.Secret, d.QR = s.enrolment(c.Username)
+			d.Secret, d.QR = s.enrolment(label)
 		} else {
-			svg, _ := qrSVG(otpauthURL("admin", d.Secret))
+			svg, _ := qrSVG(otpauthURL(label, d.Secret))
 			d.QR = template.HTML(svg)
 		}
 		s.render(w, r, herr.code, "setup", pageData{Title: translate(langOf(r), "setup.title"), Errors: httpErrors(herr), Data: d})
