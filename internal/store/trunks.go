@@ -95,9 +95,9 @@ func (s *Store) SetTrunkState(ctx context.Context, name, state, detail string, e
 
 // DID maps an inbound number from the carrier to an extension.
 type DID struct {
-	Number    string
-	Extension string
-	Created   time.Time
+	Number    string    `json:"number"`
+	Extension string    `json:"extension"`
+	Created   time.Time `json:"created"`
 }
 
 // AddDID creates a DID; ErrExists if the number is taken.
