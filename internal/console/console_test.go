@@ -316,7 +316,7 @@ func (h *harness) staff() (admin, op, vendor *http.Cookie) {
 	return admin, op, vendor
 }
 
-// sessions counts the live sessions of user in the store.
+// hasSession tells whether the session of cookie c is in the store.
 func (h *harness) hasSession(c *http.Cookie) bool {
 	_, err := h.st.Session(context.Background(), tokenHash(c.Value))
 	return err == nil
@@ -676,8 +676,21 @@ func TestRolesAndSessions(t *testing.T) {
 	// Maintenance switched off by the flag's default: refused at once,
 	// sessions too, and no login.
 	h.maint = false
-	for _, p := range []string{"/api/me", "/api/extensions", "/api/dashboard"} {
-		wantErr(t, "maintenance "+p+" while switched off", h.do("GET", p, "", vendor), 403, "")
+	before = len(h.ev.all())
+	for _, o := range h.spec.operations() {
+		if !o.authed {
+			continue
+		}
+		r, ok := probes[o.key()]
+		if !ok {
+			t.Errorf("%s: no probe", o.key())
+			continue
+		}
+		r.cookie = vendor
+		wantErr(t, "maintenance "+o.key()+" while switched off", h.serve(r), 403, "")
+	}
+	if n := len(h.ev.all()); n != before {
+		t.Errorf("refused maintenance requests left %d evidence records", n-before)
 	}
 	h.freshStep("vendor")
 	wantErr(t, "maintenance login while switched off", h.do("POST", "/api/login",
