@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"errors"
 	"crypto/ed25519"
 	"fmt"
 
@@ -97,7 +98,7 @@ func dryRoute(ctx context.Context, st *store.Store, d chain.Destination, plan *d
 
 // Log is the whole evidence log with its checkpoints and signing key.
 type Log struct {
-	Key         ed25519.PrivateKey
+	Key         ed25519.PrivateKey // nil before the server's first start
 	Records     []store.AuditRecord
 	Checkpoints []store.AuditCheckpoint
 	AnchorSeq   int64  // where a pruned log starts
@@ -108,7 +109,7 @@ type Log struct {
 func LoadLog(ctx context.Context, st *store.Store) (Log, error) {
 	var l Log
 	var err error
-	if l.Key, err = audit.LoadKey(st.Dir()); err != nil {
+	if l.Key, err = audit.ReadKey(st.Dir()); err != nil && !errors.Is(err, audit.ErrNoKey) {
 		return l, err
 	}
 	if l.Records, err = st.AuditRecords(ctx, store.AuditFilter{}); err != nil {
@@ -133,7 +134,16 @@ type LogStatus struct {
 // Verify checks l's chain and its checkpoints, and then extra checkpoints
 // signed by pub (an export kept elsewhere), when given.
 func (l Log) Verify(extra []store.AuditCheckpoint, pub ed25519.PublicKey) LogStatus {
-	err := audit.VerifyFrom(l.AnchorSeq, l.AnchorHash, l.Records, l.Checkpoints, l.Key.Public().(ed25519.PublicKey))
+	var own ed25519.PublicKey
+	if l.Key != nil {
+		own = l.Key.Public().(ed25519.PublicKey)
+	}
+	var err error
+	if own == nil && len(l.Checkpoints) > 0 {
+		err = audit.ErrNoKey // checkpoints there, key gone: they cannot be checked
+	} else {
+		err = audit.VerifyFrom(l.AnchorSeq, l.AnchorHash, l.Records, l.Checkpoints, own)
+	}
 	n := len(l.Checkpoints)
 	if err == nil && pub != nil {
 		err = audit.VerifyFrom(l.AnchorSeq, l.AnchorHash, l.Records, extra, pub)

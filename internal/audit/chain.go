@@ -58,6 +58,18 @@ func Hash(prev []byte, r store.AuditRecord) []byte {
 const KeyFile = "audit.key"
 
 // LoadKey reads the signing key from dir, creating it (0600) on first use.
+// ErrNoKey is a data directory without a signing key yet.
+var ErrNoKey = errors.New("audit: no signing key yet (the server makes it on first start)")
+
+// ReadKey reads the signing key without making one: a reader (verify,
+// export, the console) must never replace a lost key quietly.
+func ReadKey(dir string) (ed25519.PrivateKey, error) {
+	if _, err := os.Stat(filepath.Join(dir, KeyFile)); errors.Is(err, os.ErrNotExist) {
+		return nil, ErrNoKey
+	}
+	return LoadKey(dir)
+}
+
 func LoadKey(dir string) (ed25519.PrivateKey, error) {
 	path := filepath.Join(dir, KeyFile)
 	b, err := os.ReadFile(path)

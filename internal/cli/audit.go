@@ -295,6 +295,9 @@ func exportAudit(ctx context.Context, env Env, st *store.Store, out string) erro
 	if err != nil {
 		return err
 	}
+	if l.Key == nil {
+		return audit.ErrNoKey
+	}
 	f := exportFile{PublicKey: hex.EncodeToString(l.Key.Public().(ed25519.PublicKey)), Exported: time.Now().UTC(), Records: l.Records, Checkpoints: l.Checkpoints}
 	if f.Records == nil {
 		f.Records = []store.AuditRecord{}

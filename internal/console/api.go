@@ -38,7 +38,9 @@ func view[T any](what string, read func(context.Context) (T, error)) func(http.R
 func adminError(w http.ResponseWriter, err error) {
 	var fe *admin.FieldError
 	switch {
-	case errors.As(err, &fe) && errors.Is(err, store.ErrNotFound):
+	case errors.As(err, &fe) && errors.Is(err, store.ErrNotFound) && fe.Field == "number":
+		// The thing the path names is missing. Anything else missing
+		// (a profile the body names) is bad input.
 		fail(w, http.StatusNotFound, fe.Field, fe.Msg)
 	case errors.As(err, &fe) && errors.Is(err, store.ErrExists):
 		fail(w, http.StatusConflict, fe.Field, fe.Msg)
@@ -390,7 +392,7 @@ func (s *Server) apiDeleteRate(w http.ResponseWriter, r *http.Request, a store.A
 func (s *Server) unfreeze(ctx context.Context, actor string) (bool, error) {
 	was, err := s.cfg.Store.UnfreezeIntl(ctx, s.cfg.Now())
 	if err == nil {
-		s.record(audit.Unlock, actor, "pbx", fmt.Sprintf("calls abroad unfrozen in the console (were frozen: %v)", was))
+		s.record(audit.Unfreeze, actor, "pbx", fmt.Sprintf("calls abroad unfrozen in the console (were frozen: %v)", was))
 	}
 	return was, err
 }

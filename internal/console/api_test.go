@@ -401,7 +401,7 @@ func TestCheckNumber(t *testing.T) {
 	if bare := check("0312345678"); bare["decision"] != "deny" || bare["kind"] != "invalid" {
 		t.Errorf("0312345678 (no outside-line prefix): %v, want deny, invalid", bare)
 	}
-	wantErr(t, "no such extension", h.do("POST", "/api/check-number", `{"from":"999","dialled":"0312345678"}`, admin), 404, "from")
+	wantErr(t, "no such extension", h.do("POST", "/api/check-number", `{"from":"999","dialled":"0312345678"}`, admin), 400, "from")
 	if after := h.snapshot(); after != before {
 		t.Errorf("check-number changed things:\nbefore %s\nafter  %s", before, after)
 	}

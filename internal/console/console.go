@@ -96,9 +96,10 @@ func (s *Server) maintenanceAllowed(ctx context.Context) bool {
 
 // Server is the console's HTTP handler.
 type Server struct {
-	cfg   Config
-	mux   *http.ServeMux
-	pages map[string]*template.Template
+	cfg    Config
+	mux    *http.ServeMux
+	pages  map[string]*template.Template
+	ghosts ghosts
 }
 
 // New returns the console handler.

@@ -687,6 +687,9 @@ func TestRolesAndSessions(t *testing.T) {
 			continue
 		}
 		r.cookie = vendor
+		if o.key() == "POST /api/logout" {
+			continue // the vendor may always leave: TestVendorLogsOutWhileOff
+		}
 		wantErr(t, "maintenance "+o.key()+" while switched off", h.serve(r), 403, "")
 	}
 	if n := len(h.ev.all()); n != before {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/sekisho/sekisho/internal/audit"
@@ -23,7 +24,7 @@ const (
 func (s *Server) routes() {
 	s.mux.HandleFunc("POST /api/setup", s.setup)
 	s.mux.HandleFunc("POST /api/login", s.login)
-	s.mux.HandleFunc("POST /api/logout", s.authed(RoleMaintenance, s.logout))
+	s.mux.HandleFunc("POST /api/logout", s.logout)
 	s.mux.HandleFunc("GET /api/me", s.authed(RoleMaintenance, s.me))
 	s.mux.HandleFunc("GET /api/openapi.json", s.openapi)
 	s.mux.HandleFunc("GET /api/totp/new", s.totpNew)
@@ -76,6 +77,12 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 		fail(w, http.StatusBadRequest, "", "the body must be a JSON object with the documented fields: "+err.Error())
 		return false
 	}
+	// One object and nothing after it: a second object smuggled behind
+	// the first must not go unseen.
+	if dec.More() {
+		fail(w, http.StatusBadRequest, "", "the body must be one JSON object, with nothing after it")
+		return false
+	}
 	return true
 }
 
@@ -92,6 +99,30 @@ type credentials struct {
 	Role       string `json:"role,omitempty"`
 	Code       string `json:"code,omitempty"`        // the TOTP code
 	TOTPSecret string `json:"totp_secret,omitempty"` // when enrolling: the secret the code is from
+}
+
+// The bodies each operation takes: only its own fields, so a field sent
+// to the wrong operation (a second factor to POST /api/users) is refused
+// rather than silently dropped.
+type setupInput struct {
+	Token      string `json:"token"`
+	Username   string `json:"username"`
+	Password   string `json:"password"`
+	TOTPSecret string `json:"totp_secret"`
+	Code       string `json:"code"`
+}
+
+type loginInput struct {
+	Username   string `json:"username"`
+	Password   string `json:"password"`
+	Code       string `json:"code"`
+	TOTPSecret string `json:"totp_secret,omitempty"`
+}
+
+type userInput struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+	Role     string `json:"role"`
 }
 
 func validUsername(u string) bool {
@@ -122,10 +153,11 @@ func checkNew(c credentials) (field, msg string) {
 // password and a second factor enrolled in the same step: there is never
 // an account without one.
 func (s *Server) setup(w http.ResponseWriter, r *http.Request) {
-	var c credentials
-	if !decode(w, r, &c) {
+	var in setupInput
+	if !decode(w, r, &in) {
 		return
 	}
+	c := credentials{Token: in.Token, Username: in.Username, Password: in.Password, TOTPSecret: in.TOTPSecret, Code: in.Code}
 	a, ferr := s.doSetup(r.Context(), c)
 	if ferr != nil {
 		writeJSON(w, ferr.code, apiError{Error: ferr.Msg, Field: ferr.Field})
@@ -199,10 +231,11 @@ func lockFor(n int) time.Duration {
 }
 
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
-	var c credentials
-	if !decode(w, r, &c) {
+	var in loginInput
+	if !decode(w, r, &in) {
 		return
 	}
+	c := credentials{Username: in.Username, Password: in.Password, TOTPSecret: in.TOTPSecret, Code: in.Code}
 	tok, a, herr := s.doLogin(r.Context(), c, peerOf(r))
 	if herr != nil {
 		if herr.code == http.StatusTooManyRequests {
@@ -242,12 +275,14 @@ func (s *Server) doLogin(ctx context.Context, c credentials, peer string) (strin
 	// The hash is checked even for unknown names and locked accounts:
 	// the time taken tells nothing.
 	match, _ := CheckPassword(hash, c.Password)
-	if known && now.Before(a.LockedUntil) {
+	if (known && now.Before(a.LockedUntil)) || (!known && s.ghosts.locked(c.Username, now)) {
 		return "", a, refused(http.StatusTooManyRequests, "", "too many failed logins; try again later")
 	}
 	failed := func() (string, store.Admin, *httpError) {
 		if known {
 			s.cfg.Store.SetAdminLock(ctx, a.Username, a.Failures+1, now.Add(lockFor(a.Failures+1)))
+		} else {
+			s.ghosts.fail(c.Username, now)
 		}
 		if s.cfg.Evidence != nil {
 			if rec, ok := s.cfg.Evidence.(interface{ Note(audit.Event) }); ok {
@@ -258,6 +293,11 @@ func (s *Server) doLogin(ctx context.Context, c credentials, peer string) (strin
 	}
 	if !known || !match {
 		return failed()
+	}
+	// Refused before the second factor is touched: a switched-off vendor
+	// account neither enrols nor spends a code.
+	if a.Role == RoleMaintenance && !s.maintenanceAllowed(ctx) {
+		return "", a, refused(http.StatusForbidden, "", "maintenance access is switched off by the office")
 	}
 	if a.TOTPSealed == nil {
 		// The password is right and there is no second factor yet:
@@ -295,9 +335,6 @@ func (s *Server) doLogin(ctx context.Context, c credentials, peer string) (strin
 			return failed()
 		}
 	}
-	if a.Role == RoleMaintenance && !s.maintenanceAllowed(ctx) {
-		return "", a, refused(http.StatusForbidden, "", "maintenance access is switched off by the office")
-	}
 	s.cfg.Store.SetAdminLock(ctx, a.Username, 0, time.Time{})
 	tok, err := s.newSession(ctx, a.Username)
 	if err != nil {
@@ -325,8 +362,6 @@ func peerOf(r *http.Request) string {
 }
 
 var rank = map[string]int{RoleMaintenance: 0, RoleOperator: 1, RoleAdmin: 2}
-
-type ctxKey struct{}
 
 // session finds the live session of r and its account, with a role at
 // least min. The maintenance role ranks lowest (view only) and is refused
@@ -364,19 +399,24 @@ func (s *Server) session(r *http.Request, min string) (store.Admin, []byte, *htt
 // a role at least min.
 func (s *Server) authed(min string, h func(http.ResponseWriter, *http.Request, store.Admin)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		a, th, herr := s.session(r, min)
+		a, _, herr := s.session(r, min)
 		if herr != nil {
 			fail(w, herr.code, herr.Field, herr.Msg)
 			return
 		}
-		h(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, th)), a)
+		h(w, r, a)
 	}
 }
 
-func (s *Server) logout(w http.ResponseWriter, r *http.Request, _ store.Admin) {
-	if th, ok := r.Context().Value(ctxKey{}).([]byte); ok {
-		s.cfg.Store.DeleteSession(r.Context(), th)
+// logout ends the session of the cookie, whatever its role or state: the
+// vendor can always leave, even while maintenance is switched off.
+func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
+	c, err := r.Cookie(cookieName)
+	if err != nil {
+		fail(w, http.StatusUnauthorized, "", "log in first")
+		return
 	}
+	s.cfg.Store.DeleteSession(r.Context(), tokenHash(c.Value))
 	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: true, SameSite: http.SameSiteStrictMode})
 	writeJSON(w, http.StatusOK, map[string]string{})
 }
@@ -404,7 +444,8 @@ func (s *Server) unban(w http.ResponseWriter, r *http.Request, a store.Admin) {
 		fail(w, herr.code, herr.Field, herr.Msg)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"address": r.PathValue("address")})
+	a2, _ := netip.ParseAddr(r.PathValue("address"))
+	writeJSON(w, http.StatusOK, map[string]string{"address": a2.Unmap().String()})
 }
 
 func (s *Server) auditList(w http.ResponseWriter, r *http.Request, _ store.Admin) {
@@ -439,13 +480,47 @@ func (s *Server) createUser(ctx context.Context, actor string, c credentials) *h
 }
 
 func (s *Server) addUser(w http.ResponseWriter, r *http.Request, a store.Admin) {
-	var c credentials
-	if !decode(w, r, &c) {
+	var in userInput
+	if !decode(w, r, &in) {
 		return
 	}
+	c := credentials{Username: in.Username, Password: in.Password, Role: in.Role}
 	if herr := s.createUser(r.Context(), a.Username, c); herr != nil {
 		fail(w, herr.code, herr.Field, herr.Msg)
 		return
 	}
 	writeJSON(w, http.StatusCreated, map[string]string{"username": c.Username, "role": c.Role})
+}
+
+// ghosts locks out names that are not accounts on the same schedule as
+// real ones: were only real accounts ever locked, a 429 would tell an
+// attacker which user names exist. Bounded: when full it starts afresh.
+type ghosts struct {
+	mu sync.Mutex
+	m  map[string]ghost
+}
+
+type ghost struct {
+	failures int
+	until    time.Time
+}
+
+const maxGhosts = 10000
+
+func (g *ghosts) locked(name string, now time.Time) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return now.Before(g.m[name].until)
+}
+
+func (g *ghosts) fail(name string, now time.Time) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.m == nil || len(g.m) >= maxGhosts {
+		g.m = map[string]ghost{}
+	}
+	x := g.m[name]
+	x.failures++
+	x.until = now.Add(lockFor(x.failures))
+	g.m[name] = x
 }

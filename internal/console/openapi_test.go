@@ -1108,7 +1108,7 @@ func TestOpenAPIConformance(t *testing.T) {
 		{name: "check, denied", r: req{method: "POST", path: "/api/check-number", body: `{"from":"202","dialled":"+23276123456"}`}, as: RoleMaintenance, want: 200},
 		{name: "check, allowed withheld", r: req{method: "POST", path: "/api/check-number", body: `{"from":"201","dialled":"01840312345678"}`}, as: RoleMaintenance, want: 200},
 		{name: "check, no dialled", r: req{method: "POST", path: "/api/check-number", body: `{"from":"201","dialled":""}`}, as: RoleMaintenance, want: 400},
-		{name: "check, no such extension", r: req{method: "POST", path: "/api/check-number", body: `{"from":"999","dialled":"0312345678"}`}, as: RoleMaintenance, want: 404},
+		{name: "check, no such extension", r: req{method: "POST", path: "/api/check-number", body: `{"from":"999","dialled":"0312345678"}`}, as: RoleMaintenance, want: 400},
 		{name: "bans", r: req{method: "GET", path: "/api/bans"}, as: RoleMaintenance, want: 200},
 		{name: "unban", r: req{method: "DELETE", path: "/api/bans/203.0.113.9"}, as: RoleOperator, want: 200},
 		{name: "unban, missing", r: req{method: "DELETE", path: "/api/bans/203.0.113.77"}, as: RoleOperator, want: 404},

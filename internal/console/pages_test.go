@@ -228,3 +228,49 @@ func TestPolicyCheckForm(t *testing.T) {
 		t.Fatalf("unknown extension: %d", w.Code)
 	}
 }
+
+// TestVendorLogsOutWhileOff: with maintenance switched off the vendor's
+// session is refused everywhere, but it can still end itself.
+func TestVendorLogsOutWhileOff(t *testing.T) {
+	e := newPageEnv(t)
+	ctx := context.Background()
+	if err := e.st.AddAdmin(ctx, store.Admin{Username: "vendor", Hash: HashPassword("vendor-pass-phrase-77"), Role: RoleMaintenance}); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := e.s.newSession(ctx, "vendor")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.st.SetSetting(ctx, SettingMaintenance, "off")
+	e.cookie = &http.Cookie{Name: cookieName, Value: tok}
+	if w := e.get("/api/me", nil); w.Code != http.StatusForbidden {
+		t.Fatalf("vendor while off: %d", w.Code)
+	}
+	r := httptest.NewRequest("POST", "/api/logout", nil)
+	if w := e.send(r, nil); w.Code != 200 {
+		t.Fatalf("logout while off: %d %s", w.Code, w.Body)
+	}
+	if _, err := e.st.Session(ctx, tokenHash(tok)); err == nil {
+		t.Fatal("the session outlived the logout")
+	}
+}
+
+// TestUnknownNameLocksToo: a name that is no account is locked out after
+// the same failures as a real one, so a 429 tells nothing.
+func TestUnknownNameLocksToo(t *testing.T) {
+	e := newPageEnv(t)
+	e.cookie = nil
+	login := func(user string) int {
+		r := httptest.NewRequest("POST", "/api/login", strings.NewReader(`{"username":"`+user+`","password":"wrong-wrong-wrong","code":"123456"}`))
+		return e.send(r, nil).Code
+	}
+	for _, user := range []string{"office", "nobody"} {
+		var codes []int
+		for range 4 {
+			codes = append(codes, login(user))
+		}
+		if codes[3] != http.StatusTooManyRequests {
+			t.Errorf("%s: answers %v, want 429 by the fourth try", user, codes)
+		}
+	}
+}
