@@ -259,7 +259,7 @@ func TestBrowserConsole(t *testing.T) {
 		"--intl-per-hour", "1", "--intl-per-minute", "10", "--max-calls", "5", "--daily-spend", "200000")
 	p.run(t, "limits", "set", "--daily-spend", "0")
 	setupURL, token := consoleSetup(t, p)
-	base := fmt.Sprintf("http://127.0.0.1:%d", p.ConsolePort)
+	base := "http://" + p.ConsoleAddr()
 	if !strings.HasPrefix(setupURL, base+"/") {
 		t.Fatalf("setup URL %q is not on the console %s", setupURL, base)
 	}

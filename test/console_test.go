@@ -3,6 +3,7 @@ package test
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"regexp"
 	"strings"
@@ -81,7 +82,7 @@ func TestConsoleFirstRun(t *testing.T) {
 	p := startPBX(t)
 	pw := p.AddExt(t, "201")
 	setupURL, token := consoleSetup(t, p)
-	base := fmt.Sprintf("http://127.0.0.1:%d", p.ConsolePort)
+	base := "http://" + p.ConsoleAddr()
 	if want := base + "/setup?token=" + token; setupURL != want {
 		t.Errorf("setup URL %q, want %q", setupURL, want)
 	}
@@ -185,5 +186,10 @@ func TestConsoleFirstRun(t *testing.T) {
 	quick := &http.Client{Timeout: 2 * time.Second}
 	if _, err := quick.Get(fmt.Sprintf("http://%s/api/me", p.SIPAddr())); err == nil {
 		t.Error("the SIP address answers HTTP")
+	}
+	// The console's port on the SIP address: nothing listens there.
+	if c, err := net.DialTimeout("tcp", net.JoinHostPort(p.IP, fmt.Sprint(p.ConsolePort)), 2*time.Second); err == nil {
+		c.Close()
+		t.Errorf("the console's port %d answers on the SIP address %s", p.ConsolePort, p.IP)
 	}
 }

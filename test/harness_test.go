@@ -94,7 +94,9 @@ type PBX struct {
 	IP      string
 	Port    int // SIP port, UDP and TCP
 	TLSPort int // SIP over TLS port
-	// ConsolePort is the console's port on IP.
+	// ConsoleIP:ConsolePort is the console, on a loopback address of its
+	// own so that a test can show it is not on the SIP address.
+	ConsoleIP   string
 	ConsolePort int
 	cmd         *exec.Cmd
 	logMu       sync.Mutex
@@ -111,6 +113,9 @@ type PBX struct {
 
 // SIPAddr is host:port of the PBX's SIP listener.
 func (p *PBX) SIPAddr() string { return net.JoinHostPort(p.IP, fmt.Sprint(p.Port)) }
+
+// ConsoleAddr is host:port of the console.
+func (p *PBX) ConsoleAddr() string { return net.JoinHostPort(p.ConsoleIP, fmt.Sprint(p.ConsolePort)) }
 
 // Log returns what the server has written to stderr so far.
 func (p *PBX) Log() string {
@@ -139,7 +144,8 @@ func startPBXIn(t *testing.T, dir string, extra ...string) *PBX {
 	p.Port = freePort(t, p.IP)
 	addr := p.SIPAddr()
 	p.TLSPort = freePort(t, p.IP)
-	p.ConsolePort = freePort(t, p.IP)
+	p.ConsoleIP = "127.0.0.9"
+	p.ConsolePort = freePort(t, p.ConsoleIP)
 	extra = append([]string(nil), extra...)
 	for i, a := range extra {
 		if a == withVPN {
@@ -149,7 +155,7 @@ func startPBXIn(t *testing.T, dir string, extra ...string) *PBX {
 	}
 	args := append([]string{"serve", "--data", p.Data, "--sip-udp", addr, "--sip-tcp", addr,
 		"--sip-tls", net.JoinHostPort(p.IP, fmt.Sprint(p.TLSPort)),
-		"--console", net.JoinHostPort(p.IP, fmt.Sprint(p.ConsolePort)), "--vpn-listen", "",
+		"--console", p.ConsoleAddr(), "--vpn-listen", "",
 		"--grace", "2s", "--log-level", "debug"}, extra...)
 	p.cmd = exec.Command(binPath, args...)
 	pr, pw, err := os.Pipe()

@@ -125,7 +125,7 @@ func TestVPNConsole(t *testing.T) {
 	// The console's own listener is not the tunnel's: plain HTTP there
 	// answers as before, and the SIP address answers no HTTP.
 	quick := &http.Client{Timeout: 2 * time.Second}
-	if res, err := quick.Get(fmt.Sprintf("http://%s/api/me", net.JoinHostPort(p.IP, fmt.Sprint(p.ConsolePort)))); err != nil || res.StatusCode != http.StatusUnauthorized {
+	if res, err := quick.Get(fmt.Sprintf("http://%s/api/me", p.ConsoleAddr())); err != nil || res.StatusCode != http.StatusUnauthorized {
 		t.Errorf("the console's own listener: %v %v", res, err)
 	} else {
 		res.Body.Close()
