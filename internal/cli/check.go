@@ -62,7 +62,7 @@ func printCheck(env Env, c common, out admin.Check) error {
 }
 
 // positional are the fields the CLI takes as arguments, not flags.
-var positional = map[string]string{"number": "NUMBER", "dialled": "STRING"}
+var positional = map[string]string{"number": "NUMBER", "dialled": "STRING", "name": "NAME"}
 
 // flagError turns an admin.FieldError into the CLI's words: the flag (or
 // argument) and the fix. A refused value is a usage error (exit 2); a

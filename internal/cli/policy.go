@@ -4,8 +4,8 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"github.com/sekisho/sekisho/internal/admin"
 	"strconv"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -31,26 +31,31 @@ func bindLimits(fs *flag.FlagSet) limitFlags {
 	}
 }
 
-func (f limitFlags) apply(set map[string]bool, l *policy.Limits) {
+// change is the limits among set as an admin.ProfileChange.
+func (f limitFlags) change(set map[string]bool) admin.ProfileChange {
+	var ch admin.ProfileChange
 	if set["max-calls"] {
-		l.MaxCalls = *f.maxCalls
+		ch.MaxCalls = f.maxCalls
 	}
 	if set["intl-per-minute"] {
-		l.IntlPerMinute = *f.perMinute
+		ch.IntlPerMinute = f.perMinute
 	}
 	if set["intl-per-hour"] {
-		l.IntlPerHour = *f.perHour
+		ch.IntlPerHour = f.perHour
 	}
 	if set["same-prefix"] {
-		l.SamePrefix = *f.samePrefix
+		ch.SamePrefix = f.samePrefix
 	}
 	if set["distinct-per-hour"] {
-		l.DistinctPerHour = *f.distinct
+		ch.DistinctPerHour = f.distinct
 	}
 	if set["daily-spend"] {
-		l.DailySpend = *f.spend
+		ch.DailySpend = f.spend
 	}
+	return ch
 }
+
+func (f limitFlags) apply(set map[string]bool, l *policy.Limits) { f.change(set).ApplyLimits(l) }
 
 func visited(fs *flag.FlagSet) map[string]bool {
 	set := map[string]bool{}
@@ -106,42 +111,23 @@ func profileCmd(args []string, env Env) error {
 			return fmt.Errorf("%w: profile %s takes one NAME", ErrUsage, args[0])
 		}
 		set := visited(fs)
+		ch := lf.change(set)
+		if set["class"] {
+			ch.Class = class
+		}
+		if set["countries"] {
+			ch.Countries = countries
+		}
+		if set["hours"] {
+			ch.Hours = hours
+		}
+		if set["max-duration"] {
+			ch.MaxDuration = maxDur
+		}
 		return withStore(ctx, c, func(st *store.Store) error {
-			create := args[0] == "add"
-			p := policy.Default() // a new profile starts from the shipped defaults
-			p.Name = pos[0]
-			if !create {
-				if p, err = st.Profile(ctx, pos[0]); err != nil {
-					return err
-				}
-			}
-			if set["class"] {
-				cl, err := policy.ParseClass(*class)
-				if err != nil || cl == "" {
-					return fmt.Errorf("%w: --class: use internal, domestic, mobile or international", ErrUsage)
-				}
-				p.Class = cl
-			}
-			if set["countries"] {
-				if p.Countries, err = policy.ParseCountries(*countries); err != nil {
-					return fmt.Errorf("%w: --countries: %v", ErrUsage, err)
-				}
-			}
-			if set["hours"] {
-				if _, err := policy.ParseHours(*hours); err != nil {
-					return fmt.Errorf("%w: --hours: %v", ErrUsage, err)
-				}
-				p.Hours = strings.TrimSpace(*hours)
-			}
-			if set["max-duration"] {
-				p.MaxDuration = *maxDur
-			}
-			lf.apply(set, &p.Limits)
-			if err := p.Validate(); err != nil {
-				return fmt.Errorf("%w: profile %s: %v", ErrUsage, p.Name, err)
-			}
-			if err := st.PutProfile(ctx, p, create); err != nil {
-				return err
+			p, err := admin.PutProfile(ctx, st, pos[0], ch, args[0] == "add")
+			if err != nil {
+				return flagError(err)
 			}
 			if c.json {
 				return printJSON(env.Stdout, p)

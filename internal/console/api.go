@@ -665,3 +665,72 @@ func (s *Server) totpNew(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"secret": sec, "otpauth_url": url, "qr_svg": svg})
 }
+
+// profileInput is an edit of a profile as the API takes it.
+type profileInput struct {
+	Class           *string `json:"class"`
+	Countries       *string `json:"countries"`
+	Hours           *string `json:"hours"`
+	MaxDuration     *string `json:"max_duration"` // such as "30m"; "0" for none
+	MaxCalls        *int    `json:"max_calls"`
+	IntlPerMinute   *int    `json:"intl_per_minute"`
+	IntlPerHour     *int    `json:"intl_per_hour"`
+	SamePrefix      *int    `json:"same_prefix"`
+	DistinctPerHour *int    `json:"distinct_per_hour"`
+	DailySpend      *int64  `json:"daily_spend"`
+}
+
+func (s *Server) putProfile(ctx context.Context, actor, name string, in profileInput, create bool) (policy.Profile, error) {
+	ch := admin.ProfileChange{Class: in.Class, Countries: in.Countries, Hours: in.Hours, MaxCalls: in.MaxCalls,
+		IntlPerMinute: in.IntlPerMinute, IntlPerHour: in.IntlPerHour, SamePrefix: in.SamePrefix,
+		DistinctPerHour: in.DistinctPerHour, DailySpend: in.DailySpend}
+	if in.MaxDuration != nil {
+		d, err := time.ParseDuration(*in.MaxDuration)
+		if *in.MaxDuration == "0" {
+			d, err = 0, nil
+		}
+		if err != nil || d < 0 {
+			return policy.Profile{}, &admin.FieldError{Field: "max_duration", Msg: "a duration such as 30m or 1h, or 0 for none"}
+		}
+		ch.MaxDuration = &d
+	}
+	for _, v := range []*int{in.MaxCalls, in.IntlPerMinute, in.IntlPerHour, in.SamePrefix, in.DistinctPerHour} {
+		if v != nil && *v < 0 {
+			return policy.Profile{}, &admin.FieldError{Field: "limits", Msg: "limits are whole numbers, 0 (no limit) or more"}
+		}
+	}
+	if in.DailySpend != nil && *in.DailySpend < 0 {
+		return policy.Profile{}, &admin.FieldError{Field: "daily_spend", Msg: "a whole number, 0 (no limit) or more"}
+	}
+	p, err := admin.PutProfile(ctx, s.cfg.Store, name, ch, create)
+	if err != nil {
+		return p, err
+	}
+	s.record(audit.ConfigChange, actor, "profile "+name, fmt.Sprintf("set in the console: class %s, countries %s, hours %q, max duration %s, limits %+v",
+		p.Class, p.Countries, p.Hours, p.MaxDuration, p.Limits))
+	return p, nil
+}
+
+func (s *Server) apiPutProfile(w http.ResponseWriter, r *http.Request, a store.Admin) {
+	var in profileInput
+	if !decode(w, r, &in) {
+		return
+	}
+	name := r.PathValue("name")
+	_, err := s.cfg.Store.Profile(r.Context(), name)
+	create := errors.Is(err, store.ErrNotFound)
+	if err := policy.ValidName(name); create && err != nil {
+		fail(w, http.StatusBadRequest, "name", err.Error())
+		return
+	}
+	p, err := s.putProfile(r.Context(), a.Username, name, in, create)
+	if err != nil {
+		adminError(w, err)
+		return
+	}
+	code := http.StatusOK
+	if create {
+		code = http.StatusCreated
+	}
+	writeJSON(w, code, p)
+}

@@ -613,6 +613,7 @@ func TestRolesAndSessions(t *testing.T) {
 		{method: "PATCH", path: "/api/extensions/201", body: `{"class":"internal"}`},
 		{method: "DELETE", path: "/api/extensions/201"},
 		{method: "POST", path: "/api/rates", body: `{"prefix":"+99999","per_minute":30}`},
+		{method: "PUT", path: "/api/profiles/default", body: `{"class":"international"}`},
 		{method: "DELETE", path: "/api/rates/+232"},
 		{method: "PUT", path: "/api/settings", body: `{"maintenance":true}`},
 		{method: "GET", path: "/api/users"},

@@ -36,6 +36,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("POST /api/extensions/{number}/unlock", s.authed(RoleOperator, s.unlock))
 	s.mux.HandleFunc("GET /api/trunks", s.authed(RoleMaintenance, view("trunks", s.trunksData)))
 	s.mux.HandleFunc("GET /api/policy", s.authed(RoleMaintenance, view("the policy", s.policyData)))
+	s.mux.HandleFunc("PUT /api/profiles/{name}", s.authed(RoleAdmin, s.apiPutProfile))
 	s.mux.HandleFunc("POST /api/rates", s.authed(RoleAdmin, s.apiSetRate))
 	s.mux.HandleFunc("DELETE /api/rates/{prefix}", s.authed(RoleAdmin, s.apiDeleteRate))
 	s.mux.HandleFunc("POST /api/policy/unfreeze", s.authed(RoleOperator, s.apiUnfreeze))

@@ -11,6 +11,7 @@ import (
 
 	"github.com/sekisho/sekisho/internal/admin"
 	"github.com/sekisho/sekisho/internal/audit"
+	"github.com/sekisho/sekisho/internal/policy"
 	"github.com/sekisho/sekisho/internal/store"
 )
 
@@ -33,6 +34,9 @@ func parsePages() map[string]*template.Template {
 		// svg marks a QR code drawn by qrSVG (from digits and letters
 		// this package chose) as safe HTML.
 		"svg": func(s string) template.HTML { return template.HTML(s) },
+		"classes": func() []string {
+			return []string{string(policy.ClassInternal), string(policy.ClassDomestic), string(policy.ClassMobile), string(policy.ClassInternational)}
+		},
 	}
 	out := map[string]*template.Template{}
 	for _, n := range pageNames {
@@ -147,6 +151,8 @@ func (s *Server) pageRoutes() {
 	s.mux.HandleFunc("GET /trunks", s.page(RoleMaintenance, s.trunksPage))
 	s.mux.HandleFunc("GET /policy", s.page(RoleMaintenance, s.policyPage))
 	s.mux.HandleFunc("POST /policy/check", s.page(RoleMaintenance, s.policyCheck))
+	s.mux.HandleFunc("POST /policy/profiles", s.page(RoleAdmin, s.policyProfile))
+	s.mux.HandleFunc("POST /policy/profiles/{name}", s.page(RoleAdmin, s.policyProfile))
 	s.mux.HandleFunc("POST /policy/rates", s.page(RoleAdmin, s.policyRate))
 	s.mux.HandleFunc("POST /policy/rates/delete", s.page(RoleAdmin, s.policyRateDelete))
 	s.mux.HandleFunc("POST /policy/unfreeze", s.page(RoleOperator, s.policyUnfreeze))
@@ -354,14 +360,19 @@ func (s *Server) trunksPage(w http.ResponseWriter, r *http.Request, a store.Admi
 }
 
 type policyData struct {
-	Policy    policyView
-	Check     *admin.Check
-	CheckForm checkInput
-	RateForm  struct{ Prefix, PerMinute, Note string }
+	Policy          policyView
+	ProfileErrorFor string         // the profile whose form had errors ("+new": the new one)
+	NewProfile      policy.Profile // the new profile form's starting values
+	Check           *admin.Check
+	CheckForm       checkInput
+	RateForm        struct{ Prefix, PerMinute, Note string }
 }
 
 func (s *Server) policyRender(w http.ResponseWriter, r *http.Request, a store.Admin, code int, d policyData, errs map[string]string, flash string) {
 	var err error
+	if d.NewProfile.Name == "" {
+		d.NewProfile = policy.Default()
+	}
 	if d.Policy, err = s.policyData(r.Context()); err != nil {
 		errs = map[string]string{"": "could not read the policy"}
 	}
@@ -381,6 +392,48 @@ func (s *Server) policyCheck(w http.ResponseWriter, r *http.Request, a store.Adm
 	}
 	s.policyRender(w, r, a, http.StatusOK, policyData{CheckForm: in, Check: &c}, nil, "")
 }
+
+// policyProfile creates (no name in the path) or edits a profile from its
+// form; every field of the form is sent, so every field is applied.
+func (s *Server) policyProfile(w http.ResponseWriter, r *http.Request, a store.Admin) {
+	name, create, errFor := r.PathValue("name"), false, r.PathValue("name")
+	if name == "" {
+		name, create, errFor = r.PostFormValue("name"), true, "+new"
+		if err := policy.ValidName(name); err != nil {
+			s.policyRender(w, r, a, http.StatusBadRequest, policyData{ProfileErrorFor: errFor}, map[string]string{"name": err.Error()}, "")
+			return
+		}
+	}
+	in := profileInput{Class: formField(r, "class"), Countries: ptrTo(r.PostFormValue("countries")), Hours: ptrTo(r.PostFormValue("hours")),
+		MaxDuration: formField(r, "max_duration")}
+	bad := ""
+	num := func(field string) *int {
+		v := r.PostFormValue(field)
+		if v == "" {
+			v = "0"
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			bad = field
+		}
+		return &n
+	}
+	in.MaxCalls, in.IntlPerMinute, in.IntlPerHour = num("max_calls"), num("intl_per_minute"), num("intl_per_hour")
+	in.SamePrefix, in.DistinctPerHour = num("same_prefix"), num("distinct_per_hour")
+	spend := int64(*num("daily_spend"))
+	in.DailySpend = &spend
+	if bad != "" {
+		s.policyRender(w, r, a, http.StatusBadRequest, policyData{ProfileErrorFor: errFor}, map[string]string{bad: "a whole number, 0 (no limit) or more"}, "")
+		return
+	}
+	if _, err := s.putProfile(r.Context(), a.Username, name, in, create); err != nil {
+		s.policyRender(w, r, a, http.StatusBadRequest, policyData{ProfileErrorFor: errFor}, errorsOf(err), "")
+		return
+	}
+	s.policyRender(w, r, a, http.StatusOK, policyData{}, nil, name+": "+translate(langOf(r), "saved"))
+}
+
+func ptrTo(s string) *string { return &s }
 
 func (s *Server) policyRate(w http.ResponseWriter, r *http.Request, a store.Admin) {
 	var d policyData

@@ -274,3 +274,37 @@ func TestUnknownNameLocksToo(t *testing.T) {
 		}
 	}
 }
+
+// TestProfileForm: a profile is edited whole from its form; a bad field
+// is named and changes nothing; a new one is made.
+func TestProfileForm(t *testing.T) {
+	e := newPageEnv(t)
+	ctx := context.Background()
+	form := url.Values{"class": {"international"}, "countries": {"US"}, "hours": {"mon-fri 08:00-20:00"}, "max_duration": {"30m"},
+		"max_calls": {"2"}, "intl_per_minute": {"1"}, "intl_per_hour": {"3"}, "same_prefix": {"2"}, "distinct_per_hour": {"3"}, "daily_spend": {"900"}}
+	bad := url.Values{}
+	for k, v := range form {
+		bad[k] = v
+	}
+	bad.Set("hours", "whenever")
+	if w := e.form("/policy/profiles/default", bad, nil); w.Code != 400 || !strings.Contains(w.Body.String(), "hours") {
+		t.Fatalf("bad hours: %d", w.Code)
+	}
+	if p, _ := e.st.Profile(ctx, "default"); p.Class != "mobile" || p.Countries != "" {
+		t.Fatalf("a refused form changed the profile: %+v", p)
+	}
+	if w := e.form("/policy/profiles/default", form, nil); w.Code != 200 {
+		t.Fatalf("edit: %d %s", w.Code, w.Body)
+	}
+	p, _ := e.st.Profile(ctx, "default")
+	if p.Class != "international" || p.Countries != "US" || p.IntlPerHour != 3 || p.DailySpend != 900 || p.MaxDuration != 30*time.Minute {
+		t.Fatalf("after the edit: %+v", p)
+	}
+	form.Set("name", "night-shift")
+	if w := e.form("/policy/profiles", form, nil); w.Code != 200 {
+		t.Fatalf("new: %d %s", w.Code, w.Body)
+	}
+	if _, err := e.st.Profile(ctx, "night-shift"); err != nil {
+		t.Fatal("the new profile is not stored")
+	}
+}
