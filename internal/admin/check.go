@@ -2,8 +2,8 @@ package admin
 
 import (
 	"context"
-	"errors"
 	"crypto/ed25519"
+	"errors"
 	"fmt"
 
 	"github.com/sekisho/sekisho/internal/audit"
