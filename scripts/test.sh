@@ -16,6 +16,9 @@ command -v sox >/dev/null 2>&1 || need+=(sox)
 # Japanese glyphs for the console's screenshots.
 [ -d /usr/share/fonts/opentype/noto ] || need+=(fonts-noto-cjk)
 command -v rsyslogd >/dev/null 2>&1 || [ -x /usr/sbin/rsyslogd ] || need+=(rsyslog)
+# PostgreSQL for the maintenance centre's store tests (they run on SQLite
+# always, and on PostgreSQL too when SEKISHO_TEST_PG is set, below).
+compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "test.sh: missing ${need[*]}; run as root or: sudo apt-get install -y ${need[*]}" >&2
@@ -24,6 +27,40 @@ if [ ${#need[@]} -gt 0 ]; then
   echo "== installing ${need[*]}"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+# A PostgreSQL cluster, a role and a database for the centre's tests,
+# unless SEKISHO_TEST_PG already names one. Each test makes its own
+# schema in it and drops it, so runs do not collide; every step here may
+# run again (a second run finds it all in place).
+if [ -z "${SEKISHO_TEST_PG:-}" ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "== PostgreSQL: not root, so not set up; the centre's store tests run on SQLite only (set SEKISHO_TEST_PG to include it)"
+  else
+    pgver=$(ls /usr/lib/postgresql | sort -V | tail -n 1)
+    [ -d "/etc/postgresql/$pgver/main" ] || pg_createcluster "$pgver" main >/dev/null
+    # Debian's package does not start it where services are not run (a
+    # container); pg_ctlcluster fails when it runs already, which is fine.
+    pg_ctlcluster "$pgver" main start >/dev/null 2>&1 || true
+    pgport=$(pg_lsclusters -h | awk -v v="$pgver" '$1 == v && $2 == "main" { print $3 }')
+    for i in $(seq 30); do
+      pg_isready -q -h 127.0.0.1 -p "$pgport" && break
+      if [ "$i" = 30 ]; then
+        echo "test.sh: PostgreSQL $pgver does not answer on port $pgport; its log:" >&2
+        tail -n 20 "/var/log/postgresql/postgresql-$pgver-main.log" >&2 || true
+        exit 1
+      fi
+      sleep 1
+    done
+    pgsql() { (cd / && runuser -u postgres -- psql -p "$pgport" -v ON_ERROR_STOP=1 -qtA "$@"); }
+    [ "$(pgsql -c "SELECT 1 FROM pg_roles WHERE rolname = 'sekisho'")" = 1 ] ||
+      pgsql -c "CREATE ROLE sekisho"
+    pgsql -c "ALTER ROLE sekisho LOGIN PASSWORD 'sekisho'"
+    [ "$(pgsql -c "SELECT 1 FROM pg_database WHERE datname = 'sekisho_test'")" = 1 ] ||
+      pgsql -c "CREATE DATABASE sekisho_test OWNER sekisho"
+    export SEKISHO_TEST_PG="postgres://sekisho:sekisho@127.0.0.1:$pgport/sekisho_test?sslmode=disable"
+    echo "== PostgreSQL $pgver on port $pgport for the centre's tests"
+  fi
 fi
 
 STATICCHECK_VERSION=v0.8.2

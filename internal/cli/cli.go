@@ -72,6 +72,18 @@ Commands:
                          a vendor's peer of the console's VPN; prints its wg-quick configuration
   sekisho vpn list
   sekisho vpn del NAME
+  sekisho centre serve [--listen HOST:PORT] [--name HOST] [--alert-webhooks URL,...]
+                         [--smtp HOST:PORT --smtp-from ADDR --alert-email ADDR,...]
+                         the vendor's maintenance centre for a fleet of units
+  sekisho centre enrol-token [--group G] [--for 24h]   a one-time token for sekisho fleet join
+  sekisho centre push (--block-international | --allow-international) [--rates FILE.json]
+                         [--group G] [--note TEXT]     sign a policy bundle and send it to the units
+  sekisho centre coverage [--seq N]               how many units applied a bundle; who has not
+  sekisho centre units
+  sekisho centre revoke UNIT
+  sekisho centre alerts [--limit N]
+                         centre commands take --data DIR (default $SEKISHO_CENTRE_DATA or
+                         ./sekisho-centre) and --db postgres://... (default $SEKISHO_CENTRE_DB)
 
 LIMITS are --max-calls N --intl-per-minute N --intl-per-hour N --same-prefix N
 --distinct-per-hour N --daily-spend N (0: no limit).
@@ -133,6 +145,8 @@ func run(args []string, env Env) error {
 		return auditCmd(args[1:], env)
 	case "vpn":
 		return vpnCmd(args[1:], env)
+	case "centre":
+		return centreCmd(args[1:], env)
 	case "fleet":
 		return fleetCmd(args[1:], env)
 	case "help", "-h", "--help":
