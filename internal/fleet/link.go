@@ -245,8 +245,14 @@ func (l *Link) Apply(ctx context.Context, sb wire.SignedBundle) wire.Ack {
 	}
 	b, err := sb.Verify(l.pub)
 	if err != nil {
-		// Forged or corrupted: nothing in it is believed, not even seq.
-		return refuse(0, err.Error())
+		// Forged or corrupted: nothing in it is believed or applied. The
+		// seq it claims is only echoed, so the centre can show which of
+		// its bundles was refused.
+		var claimed struct {
+			Seq uint64 `json:"seq"`
+		}
+		json.Unmarshal(sb.Body, &claimed)
+		return refuse(claimed.Seq, err.Error())
 	}
 	fb := store.FleetBundle{Seq: b.Seq, Hash: hash, Body: sb.Body, Sig: sb.Sig, BlockIntl: b.BlockInternational, Note: b.Note, Applied: time.Now()}
 	err = l.cfg.Store.ApplyFleetBundle(ctx, fb, b.Rates)
