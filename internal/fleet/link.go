@@ -29,10 +29,22 @@ import (
 // Evidence records what the link does. *audit.Recorder satisfies it.
 type Evidence interface{ Record(audit.Event) }
 
+// Store is what the link keeps: the bundle in force, the evidence log it
+// reads alerts from, and its place in it. *store.Store satisfies it; the
+// fleet benchmark gives simulated units an in-memory one, so that they run
+// this very code for receiving and applying bundles.
+type Store interface {
+	FleetBundle(ctx context.Context) (store.FleetBundle, error)
+	ApplyFleetBundle(ctx context.Context, b store.FleetBundle, rates []policy.Rate) error
+	AuditRecords(ctx context.Context, f store.AuditFilter) ([]store.AuditRecord, error)
+	Setting(ctx context.Context, key, def string) (string, error)
+	SetSetting(ctx context.Context, key, value string) error
+}
+
 // Config wires a link.
 type Config struct {
 	Dir      string
-	Store    *store.Store
+	Store    Store
 	Policy   *policy.Book // reloaded as soon as a bundle is applied
 	Evidence Evidence
 	// Figures returns the unit's live figures; the link adds what it
