@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -67,15 +68,23 @@ func requireTool(t *testing.T, name string) string {
 	return ""
 }
 
-// freePort returns a port that is free for both UDP and TCP on ip.
+// freePort returns a port that is free for both UDP and TCP on ip. It is
+// chosen below the kernel's ephemeral range, so that an outgoing
+// connection (a peer's, a benchmark's) cannot take it between this check
+// and the server's bind.
 func freePort(t *testing.T, ip string) int {
 	t.Helper()
-	for range 50 {
-		l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
-		if err != nil {
-			t.Fatalf("listen: %v", err)
+	lo, hi := 10000, ephemeralLow()-1
+	for range 200 {
+		port := 0 // the kernel's choice, when no range is below the ephemeral one
+		if hi-lo > 1000 {
+			port = lo + rand.IntN(hi-lo)
 		}
-		port := l.Addr().(*net.TCPAddr).Port
+		l, err := net.Listen("tcp", net.JoinHostPort(ip, fmt.Sprint(port)))
+		if err != nil {
+			continue
+		}
+		port = l.Addr().(*net.TCPAddr).Port
 		u, err := net.ListenPacket("udp", net.JoinHostPort(ip, fmt.Sprint(port)))
 		l.Close()
 		if err != nil {
@@ -86,6 +95,19 @@ func freePort(t *testing.T, ip string) int {
 	}
 	t.Fatal("no free port")
 	return 0
+}
+
+// ephemeralLow is the first port of the kernel's ephemeral range.
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	var lo int
+	if err != nil {
+		return 32768
+	}
+	if _, err := fmt.Sscan(string(b), &lo); err != nil || lo <= 0 {
+		return 32768
+	}
+	return lo
 }
 
 // PBX is a running sekisho under test.
