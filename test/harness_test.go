@@ -69,12 +69,13 @@ func requireTool(t *testing.T, name string) string {
 }
 
 // freePort returns a port that is free for both UDP and TCP on ip. It is
-// chosen below the kernel's ephemeral range, so that an outgoing
-// connection (a peer's, a benchmark's) cannot take it between this check
-// and the server's bind.
+// chosen between the PBX's media ports (10000-20000 by default) and the
+// kernel's ephemeral range, so that neither a relayed call nor an outgoing
+// connection (a peer's, a benchmark's) can take it between this check and
+// the server's bind.
 func freePort(t *testing.T, ip string) int {
 	t.Helper()
-	lo, hi := 10000, ephemeralLow()-1
+	lo, hi := 20001, ephemeralLow()-1
 	for range 200 {
 		port := 0 // the kernel's choice, when no range is below the ephemeral one
 		if hi-lo > 1000 {
