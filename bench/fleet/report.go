@@ -147,6 +147,12 @@ func (rep *report) markdown() string {
 			ms(r.ackLat.p50), ms(r.ackLat.p90), ms(r.ackLat.p99), ms(r.ackLat.max),
 			ms(r.coveragePoll.p50), ms(r.coveragePoll.max), r.refused, r.pushCPU.Seconds(), r.pushSelfCPU.Seconds(), r.pushMachine)
 	}
+	for _, r := range rep.runs {
+		if r.seq != 0 && r.err != "" {
+			p("")
+			p("%d units: the push did not finish: %s.", r.units, oneLine(r.err))
+		}
+	}
 	p("")
 
 	p("## Memory")

@@ -391,7 +391,9 @@ feed:
 				if ctx.Err() != nil {
 					break
 				}
-				return r, err
+				self, _ := procStatusOf(os.Getpid(), false)
+				return r, fmt.Errorf("connecting: %d of %d links online; this program's own read of the centre's store failed "+
+					"(it holds %d open files): %w", online(), n, self.FDs, err)
 			}
 			if inCentre == n && r.linksUp != 0 {
 				r.centreOnline = time.Since(t0)
