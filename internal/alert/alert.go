@@ -199,15 +199,24 @@ func Where(u string) string {
 }
 
 func (n *Notifier) post(ctx context.Context, hook string, id int64, body []byte) error {
+	return Post(ctx, n.client, hook, n.key, id, body)
+}
+
+// Post delivers one alert body to a webhook, signed with key (so a
+// receiver can refuse a forged alert, or a forged all-clear that would
+// hide a fraud run) and carrying its id (so a receiver can drop a copy).
+// Errors name the webhook by scheme and host only: its path is often its
+// secret.
+func Post(ctx context.Context, client *http.Client, hook string, key []byte, id int64, body []byte) error {
 	where := Where(hook)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, hook, bytes.NewReader(body))
 	if err != nil {
 		return fmt.Errorf("webhook %s: cannot build request", where)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(SignatureHeader, Sign(n.key, body))
+	req.Header.Set(SignatureHeader, Sign(key, body))
 	req.Header.Set("X-Sekisho-Alert-Id", fmt.Sprint(id))
-	res, err := n.client.Do(req)
+	res, err := client.Do(req)
 	if err != nil {
 		var ue *url.Error
 		if errors.As(err, &ue) {

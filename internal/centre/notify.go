@@ -1,13 +1,11 @@
 package centre
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"mime"
 	"net"
@@ -224,34 +222,11 @@ func payload(a Alert) Payload {
 // post sends one alert to one webhook. Errors and logs name the webhook
 // by scheme and host only: its path is often its secret.
 func (n *Notifier) post(ctx context.Context, hook string, a Alert) error {
-	where := alert.Where(hook)
 	body, err := json.Marshal(payload(a))
 	if err != nil {
-		return fmt.Errorf("webhook %s: encode: %w", where, err)
+		return fmt.Errorf("webhook %s: encode: %w", alert.Where(hook), err)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, hook, bytes.NewReader(body))
-	if err != nil {
-		return fmt.Errorf("webhook %s: cannot build request", where)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	// Signed, so a receiver can refuse a forged alert (or a forged
-	// all-clear that would hide a fraud run).
-	req.Header.Set(alert.SignatureHeader, alert.Sign(n.key, body))
-	req.Header.Set("X-Sekisho-Alert-Id", fmt.Sprint(a.ID))
-	res, err := n.client.Do(req)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err // url.Error repeats the whole URL
-		}
-		return fmt.Errorf("webhook %s: %w", where, err)
-	}
-	io.Copy(io.Discard, io.LimitReader(res.Body, 64<<10))
-	res.Body.Close()
-	if res.StatusCode/100 != 2 {
-		return fmt.Errorf("webhook %s: HTTP %d", where, res.StatusCode)
-	}
-	return nil
+	return alert.Post(ctx, n.client, hook, n.key, a.ID, body)
 }
 
 // send mails one alert through the relay, with STARTTLS when the relay
