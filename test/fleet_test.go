@@ -23,6 +23,7 @@ import (
 type centreProc struct {
 	data string
 	url  string
+	dash string // the fleet dashboard's base URL
 	cmd  *exec.Cmd
 	log  *syncWriter
 }
@@ -32,7 +33,10 @@ func startCentre(t *testing.T) *centreProc {
 	ip := "127.0.0.1"
 	port := freePort(t, ip)
 	c := &centreProc{data: t.TempDir(), url: fmt.Sprintf("https://%s", net.JoinHostPort(ip, fmt.Sprint(port))), log: &syncWriter{b: &strings.Builder{}}}
-	c.cmd = exec.Command(binPath, "centre", "serve", "--data", c.data, "--listen", net.JoinHostPort(ip, fmt.Sprint(port)), "--name", ip)
+	dashAddr := net.JoinHostPort(ip, fmt.Sprint(freePort(t, ip)))
+	c.dash = "http://" + dashAddr
+	c.cmd = exec.Command(binPath, "centre", "serve", "--data", c.data, "--listen", net.JoinHostPort(ip, fmt.Sprint(port)), "--name", ip,
+		"--console-listen", dashAddr)
 	c.cmd.Stdout, c.cmd.Stderr = c.log, c.log
 	if err := c.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -35,6 +35,11 @@ const (
 	Prune         = "prune"          // records removed for age or size, and why
 	BundleApplied = "bundle-applied" // a policy bundle from the vendor's centre put in force
 	BundleRefused = "bundle-refused" // a bundle refused: bad signature, stale, invalid
+	// A maintenance session from the vendor's centre: opened (with the
+	// operator the centre's signed grant names), closed, or declined.
+	MaintenanceOpen     = "maintenance-open"
+	MaintenanceClose    = "maintenance-close"
+	MaintenanceDeclined = "maintenance-declined"
 )
 
 // Event is one thing that happened.

@@ -33,6 +33,10 @@ const (
 	ServerFile     = "centre-server.pem" // the TLS listener's certificate, key and CA
 	BundleKeyFile  = "bundle.key"        // ed25519 key that signs bundles
 	WebhookKeyFile = "webhook.key"       // HMAC key that signs alert webhooks
+	// OperatorKeyFile seals the dashboard operators' TOTP secrets
+	// (AES-256-GCM), so a copy of the database alone yields no second
+	// factor.
+	OperatorKeyFile = "operator.key"
 )
 
 // UnitCertLifetime is how long a unit certificate is valid.
@@ -45,6 +49,8 @@ type Keys struct {
 	caKey      *ecdsa.PrivateKey
 	Bundle     ed25519.PrivateKey
 	WebhookKey []byte
+	// operatorKey seals operators' TOTP secrets (see sealTOTP).
+	operatorKey []byte
 }
 
 // LoadKeys loads the centre's keys from dir, making those missing (on
@@ -68,20 +74,31 @@ func LoadKeys(dir string) (*Keys, error) {
 	if k.Bundle, err = parseBundleKey(bk); err != nil {
 		return nil, fmt.Errorf("centre: %s: %w", filepath.Join(dir, BundleKeyFile), err)
 	}
-	wk, err := loadOrMake(filepath.Join(dir, WebhookKeyFile), func() ([]byte, error) {
-		b := make([]byte, 32)
-		if _, err := rand.Read(b); err != nil {
-			return nil, err
-		}
-		return []byte(hex.EncodeToString(b) + "\n"), nil
-	})
+	wk, err := loadOrMake(filepath.Join(dir, WebhookKeyFile), makeHexKey)
 	if err != nil {
 		return nil, err
 	}
 	if k.WebhookKey, err = hex.DecodeString(strings.TrimSpace(string(wk))); err != nil || len(k.WebhookKey) < 16 {
 		return nil, fmt.Errorf("centre: %s is not a hex key of at least 16 bytes: delete it to have a new one made (and give webhook receivers the new one)", filepath.Join(dir, WebhookKeyFile))
 	}
+	ok, err := loadOrMake(filepath.Join(dir, OperatorKeyFile), makeHexKey)
+	if err != nil {
+		return nil, err
+	}
+	if k.operatorKey, err = hex.DecodeString(strings.TrimSpace(string(ok))); err != nil || len(k.operatorKey) != 32 {
+		return nil, fmt.Errorf("centre: %s is not a hex key of 32 bytes: restore it from the other centres' data directory; "+
+			"made anew, every operator must be added again (their second factors no longer open)", filepath.Join(dir, OperatorKeyFile))
+	}
 	return k, nil
+}
+
+// makeHexKey makes 32 random bytes, hex, for a key file.
+func makeHexKey() ([]byte, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return nil, err
+	}
+	return []byte(hex.EncodeToString(b) + "\n"), nil
 }
 
 // CAFingerprint is the hex SHA-256 of the CA certificate's DER: what an

@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -39,6 +40,12 @@ type Config struct {
 	DSN    string // postgres://... or "" for SQLite in Data
 	Listen string // host:port of the TLS listener
 	Name   string // host name (or IP) units reach the centre by: in its certificate
+
+	// ConsoleListen is the fleet dashboard's HOST:PORT (plain HTTP, as
+	// the unit console's); "" for none. Loopback, or one address with
+	// AdminNetworks, never the units' (CheckConsoleListen). dash.go.
+	ConsoleListen string
+	AdminNetworks []netip.Prefix // who besides loopback may reach the dashboard
 
 	Webhooks   []string // each new alert is POSTed, signed, to each
 	SMTP       string   // host:port of a mail relay; "" for no mail
@@ -73,22 +80,60 @@ func (c *Config) defaults() {
 
 // Server is a running centre. Safe for concurrent use.
 type Server struct {
-	cfg    Config
-	st     *Store
-	keys   *Keys
-	log    *slog.Logger
-	hub    *hub
-	notify *Notifier
+	cfg     Config
+	st      *Store
+	keys    *Keys
+	log     *slog.Logger
+	hub     *hub
+	notify  *Notifier
+	tunnels *tunnels
+	dash    dashState // the fleet dashboard's (dash.go)
+	heads   headCache
+}
+
+// headCache is the newest bundle of each group ("" for every unit), as
+// the poll last read it.
+type headCache struct {
+	mu sync.Mutex
+	m  map[string]Bundle
+}
+
+func (h *headCache) set(group string, b Bundle) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.m == nil {
+		h.m = map[string]Bundle{}
+	}
+	h.m[group] = b
+}
+
+// newest is the newest bundle a unit of group is to have, as cached;
+// ok is false when the poll has not read one yet.
+func (h *headCache) newest(group string) (b Bundle, ok bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	all, okAll := h.m[""]
+	own, okOwn := h.m[group]
+	switch {
+	case okAll && okOwn && own.Seq > all.Seq, !okAll && okOwn:
+		return own, true
+	case okAll:
+		return all, true
+	}
+	return Bundle{}, false
 }
 
 // New returns a centre over an open store and loaded keys.
 func New(st *Store, keys *Keys, cfg Config) (*Server, error) {
 	cfg.defaults()
+	if err := CheckConsoleListen(cfg.ConsoleListen, cfg.Listen, cfg.AdminNetworks); err != nil {
+		return nil, err
+	}
 	n, err := NewNotifier(st, keys.WebhookKey, cfg.Webhooks, Mail{Addr: cfg.SMTP, From: cfg.SMTPFrom, To: cfg.AlertEmail}, cfg.Log)
 	if err != nil {
 		return nil, err
 	}
-	return &Server{cfg: cfg, st: st, keys: keys, log: cfg.Log, hub: newHub(), notify: n}, nil
+	return &Server{cfg: cfg, st: st, keys: keys, log: cfg.Log, hub: newHub(), notify: n, tunnels: newTunnels()}, nil
 }
 
 // Handler routes the centre's paths.
@@ -100,6 +145,7 @@ func (s *Server) Handler() http.Handler {
 	})
 	mux.HandleFunc(wire.EnrolPath, s.enrol)
 	mux.HandleFunc(wire.StreamPath, s.stream)
+	mux.HandleFunc("POST "+wire.TunnelPath+"{session}", s.tunnel)
 	return mux
 }
 
@@ -133,6 +179,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	dash, err := s.startDash(ctx, cancel) // ends the centre if it fails
+	if err != nil {
+		return err
+	}
 	srv := &http.Server{
 		Handler:           s.Handler(),
 		TLSConfig:         tc,
@@ -165,6 +215,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	wg.Wait()
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
+	}
+	if derr := dash.stop(ctx); err == nil {
+		err = derr
 	}
 	return err
 }
@@ -245,6 +298,13 @@ func (s *Server) pollOnce(ctx context.Context, heads map[string]uint64) error {
 	}
 	for g, seq := range now {
 		if heads[g] != seq {
+			// Read once here for every stream it wakes: a push to 10,000
+			// units is one query, not 10,000.
+			b, err := s.st.BundleBySeq(ctx, seq)
+			if err != nil {
+				return err
+			}
+			s.heads.set(g, b)
 			heads[g] = seq
 			s.hub.wake(g)
 		}
@@ -269,7 +329,8 @@ func (s *Server) pollOnce(ctx context.Context, heads map[string]uint64) error {
 type conn struct {
 	unit, group string
 	cancel      context.CancelCauseFunc
-	wake        chan struct{} // a bundle for the group may be newer
+	wake        chan struct{}     // a bundle for the group may be newer
+	ctl         chan wire.Message // to write to the unit (maintenance grants)
 }
 
 // hub is the set of live streams, one per unit.
@@ -308,6 +369,23 @@ func (h *hub) cut(id string, cause error) {
 	if c := h.conns[id]; c != nil {
 		c.cancel(cause)
 		delete(h.conns, id)
+	}
+}
+
+// send queues m for unit id's stream; false when it has none here or
+// its queue is full.
+func (h *hub) send(id string, m wire.Message) bool {
+	h.mu.Lock()
+	c := h.conns[id]
+	h.mu.Unlock()
+	if c == nil {
+		return false
+	}
+	select {
+	case c.ctl <- m:
+		return true
+	default:
+		return false
 	}
 }
 

@@ -222,6 +222,47 @@ var migrations = [][]string{
 		)`,
 		`CREATE INDEX alerts_pending ON alerts (delivered_at, id)`,
 	},
+	// 2: the fleet dashboard (dash_store.go): operators (no default
+	// account: each is added with a one-time setup link), their
+	// sessions (SHA-256 of the cookie only), the log of what they did,
+	// and a few settings the CLI reads (where the dashboard listens).
+	{
+		`CREATE TABLE operators (
+			name          TEXT PRIMARY KEY,
+			role          TEXT NOT NULL,
+			pw_hash       TEXT NOT NULL DEFAULT '',
+			totp_sealed   TEXT NOT NULL DEFAULT '',
+			totp_step     BIGINT NOT NULL DEFAULT 0,
+			failures      BIGINT NOT NULL DEFAULT 0,
+			locked_until  BIGINT NOT NULL DEFAULT 0,
+			setup_hash    TEXT NOT NULL DEFAULT '',
+			setup_expires BIGINT NOT NULL DEFAULT 0,
+			created_at    BIGINT NOT NULL,
+			last_login    BIGINT NOT NULL DEFAULT 0
+		)`,
+		`CREATE TABLE operator_sessions (
+			hash       TEXT PRIMARY KEY,
+			operator   TEXT NOT NULL,
+			created_at BIGINT NOT NULL,
+			seen_at    BIGINT NOT NULL
+		)`,
+		`CREATE INDEX operator_sessions_operator ON operator_sessions (operator)`,
+		`CREATE TABLE operator_log (
+			id       BIGINT PRIMARY KEY,
+			at       BIGINT NOT NULL,
+			operator TEXT NOT NULL,
+			action   TEXT NOT NULL,
+			target   TEXT NOT NULL DEFAULT '',
+			detail   TEXT NOT NULL DEFAULT ''
+		)`,
+		`CREATE TABLE centre_settings (
+			key   TEXT PRIMARY KEY,
+			value TEXT NOT NULL
+		)`,
+		// The overview counts each unit's alerts of the last day every
+		// five seconds.
+		`CREATE INDEX alerts_received ON alerts (received_at)`,
+	},
 }
 
 // migrate applies the migrations not yet recorded in schema_migrations.

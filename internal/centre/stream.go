@@ -102,7 +102,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithCancelCause(r.Context())
 	defer cancel(nil)
-	c := &conn{unit: u.ID, group: u.Group, cancel: cancel, wake: make(chan struct{}, 1)}
+	c := &conn{unit: u.ID, group: u.Group, cancel: cancel, wake: make(chan struct{}, 1), ctl: make(chan wire.Message, 8)}
 	// Registered before the first look at the bundles, so a push made
 	// meanwhile wakes this stream rather than being missed.
 	s.hub.add(c)
@@ -169,11 +169,19 @@ func (ss *session) write(m wire.Message) error {
 }
 
 // sendNewest sends the newest bundle for the unit's group if it is
-// newer than what the unit has.
-func (ss *session) sendNewest(ctx context.Context) error {
-	b, ok, err := ss.s.st.NewestBundle(ctx, ss.u.Group)
-	if err != nil || !ok || b.Seq <= ss.sent {
-		return err
+// newer than what the unit has: from the database when the stream opens
+// (a unit coming back must get the very newest before it is told it is
+// in sync), from what the poll read when it wakes the stream.
+func (ss *session) sendNewest(ctx context.Context, fromPoll bool) error {
+	b, ok := ss.s.heads.newest(ss.u.Group)
+	if !fromPoll || !ok {
+		var err error
+		if b, ok, err = ss.s.st.NewestBundle(ctx, ss.u.Group); err != nil {
+			return err
+		}
+	}
+	if !ok || b.Seq <= ss.sent {
+		return nil
 	}
 	if err := ss.write(wire.Message{Type: wire.TypeBundle, Bundle: &b.Signed}); err != nil {
 		return err
@@ -219,7 +227,7 @@ func (ss *session) run(ctx context.Context, body io.Reader) error {
 	// The group is the row's, set by the token: a unit cannot move
 	// itself to another group's policy by saying so in its Hello.
 	ss.sent = h.Applied
-	if err := ss.sendNewest(ctx); err != nil {
+	if err := ss.sendNewest(ctx, false); err != nil {
 		return err
 	}
 	if err := ss.write(wire.Message{Type: wire.TypeSynced}); err != nil {
@@ -243,7 +251,11 @@ func (ss *session) run(ctx context.Context, body io.Reader) error {
 		case <-idle.C:
 			return fmt.Errorf("the unit said nothing for %v", silence)
 		case <-ss.c.wake:
-			if err := ss.sendNewest(ctx); err != nil {
+			if err := ss.sendNewest(ctx, true); err != nil {
+				return err
+			}
+		case m := <-ss.c.ctl:
+			if err := ss.write(m); err != nil {
 				return err
 			}
 		case <-ping.C:
@@ -321,6 +333,10 @@ func (ss *session) handle(ctx context.Context, m wire.Message) error {
 			ss.log.Warn("centre: bundle refused by the unit", "seq", a.Seq, "hash", a.Hash, "error", a.Error)
 		}
 		return ss.s.st.Touch(ctx, ss.u.ID, now)
+	case m.Type == wire.TypeDeclined && m.Declined != nil:
+		ss.log.Warn("centre: the unit declined a maintenance session", "session", m.Declined.Session, "why", cleanText(m.Declined.Why, 512))
+		ss.s.tunnels.declined(ss.u.ID, *m.Declined)
+		return nil
 	default:
 		// A newer unit may say things this centre does not know yet.
 		ss.log.Debug("centre: message ignored", "type", m.Type)

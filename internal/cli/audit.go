@@ -15,6 +15,7 @@ import (
 
 	"github.com/sekisho/sekisho/internal/audit"
 	"github.com/sekisho/sekisho/internal/config"
+	"github.com/sekisho/sekisho/internal/console"
 	"github.com/sekisho/sekisho/internal/store"
 )
 
@@ -26,6 +27,7 @@ var mutating = map[string]bool{
 	"profile add": true, "profile set": true, "profile del": true,
 	"limits set": true, "limits unfreeze": true, "rate set": true, "rate del": true,
 	"ban add": true, "ban del": true,
+	"maintenance on": true, "maintenance off": true,
 }
 
 // recordChange writes a config-change record for a CLI command that
@@ -152,6 +154,9 @@ func snapshot(ctx context.Context, st *store.Store, args []string) any {
 		if d, err := st.LookupDID(ctx, arg); err == nil {
 			return d
 		}
+	case "maintenance":
+		v, _ := st.Setting(ctx, console.SettingMaintenance, "")
+		return map[string]string{"maintenance": v}
 	}
 	return nil
 }

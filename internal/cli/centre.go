@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sekisho/sekisho/internal/centre"
+	"github.com/sekisho/sekisho/internal/config"
 	"github.com/sekisho/sekisho/internal/policy"
 	"github.com/sekisho/sekisho/internal/wire"
 )
@@ -29,6 +30,7 @@ const centreUsage = `sekisho centre - the vendor's maintenance centre for a flee
 
   sekisho centre serve [--listen 127.0.0.1:7443] [--name HOST] [--alert-webhooks URL,...]
                        [--smtp HOST:PORT --smtp-from ADDR --alert-email ADDR,...]
+                       [--console-listen 127.0.0.1:7444] [--admin-networks CIDR,...]
   sekisho centre enrol-token [--group G] [--for 24h]   a one-time token for: sekisho fleet join
   sekisho centre push (--block-international | --allow-international) [--rates FILE.json]
                       [--group G] [--note TEXT]        sign and send a policy bundle
@@ -36,6 +38,10 @@ const centreUsage = `sekisho centre - the vendor's maintenance centre for a flee
   sekisho centre units
   sekisho centre revoke UNIT                           its certificate opens no stream again
   sekisho centre alerts [--limit N]
+  sekisho centre operator add NAME --role admin|viewer  a fleet dashboard operator: prints
+                                                       a one-time setup link (1 hour)
+  sekisho centre operator list
+  sekisho centre operator del NAME
 
 Every centre command takes --data DIR (default $SEKISHO_CENTRE_DATA or
 ./sekisho-centre: the centre's keys, and its database unless --db is
@@ -74,7 +80,7 @@ func (c *centreCommon) open(ctx context.Context) (*centre.Store, error) {
 func centreCmd(args []string, env Env) error {
 	if len(args) == 0 {
 		fmt.Fprint(env.Stderr, centreUsage)
-		return fmt.Errorf("%w: centre needs a subcommand: serve, enrol-token, push, coverage, units, revoke or alerts", ErrUsage)
+		return fmt.Errorf("%w: centre needs a subcommand: serve, enrol-token, push, coverage, units, revoke, alerts or operator", ErrUsage)
 	}
 	var c centreCommon
 	fs := newFlags("centre "+args[0], env)
@@ -94,6 +100,8 @@ func centreCmd(args []string, env Env) error {
 		return centreRevoke(args[1:], env, fs, &c)
 	case "alerts":
 		return centreAlerts(args[1:], env, fs, &c)
+	case "operator":
+		return centreOperator(args[1:], env)
 	case "help", "-h", "--help":
 		fmt.Fprint(env.Stdout, centreUsage)
 		return nil
@@ -132,6 +140,8 @@ func centreServe(args []string, env Env, fs *flag.FlagSet, c *centreCommon) erro
 	from := fs.String("smtp-from", "", "sender address of alert mails")
 	to := fs.String("alert-email", "", "comma-separated addresses alert mails go to")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
+	consoleListen := fs.String("console-listen", centre.DefaultConsoleListen, "HOST:PORT of the fleet dashboard (plain HTTP): loopback, or an address in --admin-networks other than --listen's; \"\": no dashboard")
+	adminNets := fs.String("admin-networks", "", "CIDR prefixes besides loopback that may reach the dashboard, comma-separated")
 	if err := parseNone(fs, args, c); err != nil {
 		return err
 	}
@@ -141,6 +151,13 @@ func centreServe(args []string, env Env, fs *flag.FlagSet, c *centreCommon) erro
 	}
 	if ip := net.ParseIP(host); (host == "" || ip != nil && ip.IsUnspecified()) && *name == "" {
 		return fmt.Errorf("%w: --name: listening on all addresses (--listen %s), give the host name or IP units reach the centre by, for its certificate", ErrUsage, *listen)
+	}
+	nets, err := config.ParseNetworks(*adminNets)
+	if err != nil {
+		return fmt.Errorf("%w: --admin-networks: %v", ErrUsage, err)
+	}
+	if err := centre.CheckConsoleListen(*consoleListen, *listen, nets); err != nil {
+		return fmt.Errorf("%w: %v", ErrUsage, strings.TrimPrefix(err.Error(), "centre: "))
 	}
 	set := 0
 	for _, v := range []string{*smtpAddr, *from, *to} {
@@ -159,6 +176,7 @@ func centreServe(args []string, env Env, fs *flag.FlagSet, c *centreCommon) erro
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	return centre.Run(ctx, centre.Config{Data: c.data, DSN: c.db, Listen: *listen, Name: *name,
+		ConsoleListen: *consoleListen, AdminNetworks: nets,
 		Webhooks: splitList(*hooks), SMTP: *smtpAddr, SMTPFrom: *from, AlertEmail: splitList(*to), Log: log})
 }
 

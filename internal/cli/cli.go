@@ -68,13 +68,17 @@ Commands:
   sekisho fleet join URL TOKEN [--name NAME]     join the vendor's centre (outbound only; pins its CA and bundle key)
   sekisho fleet status
   sekisho fleet leave
+  sekisho maintenance on|off|show
+                         the office's switch for the vendor's access: console logins and
+                         the centre's maintenance sessions
   sekisho vpn add-peer NAME --pubkey KEY [--endpoint HOST:PORT]
                          a vendor's peer of the console's VPN; prints its wg-quick configuration
   sekisho vpn list
   sekisho vpn del NAME
   sekisho centre serve [--listen HOST:PORT] [--name HOST] [--alert-webhooks URL,...]
                          [--smtp HOST:PORT --smtp-from ADDR --alert-email ADDR,...]
-                         the vendor's maintenance centre for a fleet of units
+                         [--console-listen 127.0.0.1:7444] [--admin-networks CIDR,...]
+                         the vendor's maintenance centre for a fleet of units, and its dashboard
   sekisho centre enrol-token [--group G] [--for 24h]   a one-time token for sekisho fleet join
   sekisho centre push (--block-international | --allow-international) [--rates FILE.json]
                          [--group G] [--note TEXT]     sign a policy bundle and send it to the units
@@ -82,6 +86,9 @@ Commands:
   sekisho centre units
   sekisho centre revoke UNIT
   sekisho centre alerts [--limit N]
+  sekisho centre operator add NAME --role admin|viewer   a dashboard operator; prints a one-time setup link
+  sekisho centre operator list
+  sekisho centre operator del NAME
                          centre commands take --data DIR (default $SEKISHO_CENTRE_DATA or
                          ./sekisho-centre) and --db postgres://... (default $SEKISHO_CENTRE_DB)
 
@@ -145,6 +152,8 @@ func run(args []string, env Env) error {
 		return auditCmd(args[1:], env)
 	case "vpn":
 		return vpnCmd(args[1:], env)
+	case "maintenance":
+		return maintenanceCmd(args[1:], env)
 	case "centre":
 		return centreCmd(args[1:], env)
 	case "fleet":

@@ -13,6 +13,7 @@ import (
 
 	"github.com/sekisho/sekisho/internal/audit"
 	"github.com/sekisho/sekisho/internal/config"
+	"github.com/sekisho/sekisho/internal/credential"
 	"github.com/sekisho/sekisho/internal/pbx"
 	"github.com/sekisho/sekisho/internal/store"
 	"github.com/sekisho/sekisho/internal/vpn"
@@ -40,7 +41,7 @@ func vpnCmd(args []string, env Env) error {
 		if len(pos) != 1 {
 			return fmt.Errorf("%w: vpn add-peer takes one NAME and --pubkey KEY", ErrUsage)
 		}
-		if !validPeerName(pos[0]) {
+		if !credential.ValidName(pos[0]) {
 			return fmt.Errorf("%w: NAME %q: want 2 to 32 lower-case letters, digits, '-', '_' or '.', such as vendor", ErrUsage, pos[0])
 		}
 		if *pub == "" {
@@ -109,19 +110,6 @@ func vpnCmd(args []string, env Env) error {
 		})
 	}
 	return fmt.Errorf("%w: unknown vpn subcommand %q: use add-peer, list or del", ErrUsage, args[0])
-}
-
-// validPeerName: the rules of a console account's name.
-func validPeerName(n string) bool {
-	if len(n) < 2 || len(n) > 32 {
-		return false
-	}
-	for _, c := range n {
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
-			return false
-		}
-	}
-	return true
 }
 
 // vpnPeer returns the peer called name, or ErrNotFound.

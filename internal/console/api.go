@@ -652,7 +652,7 @@ func (s *Server) apiDeleteUser(w http.ResponseWriter, r *http.Request, a store.A
 // account's password (login) or the setup token (setup).
 func (s *Server) totpNew(w http.ResponseWriter, r *http.Request) {
 	u := r.URL.Query().Get("username")
-	if !validUsername(u) {
+	if !credential.ValidName(u) {
 		fail(w, http.StatusBadRequest, "username", "2 to 32 characters: lower-case letters, digits, - _ .")
 		return
 	}

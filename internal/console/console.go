@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/sekisho/sekisho/internal/audit"
+	"github.com/sekisho/sekisho/internal/credential"
 	"github.com/sekisho/sekisho/internal/store"
 	"github.com/sekisho/sekisho/internal/vault"
 )
@@ -99,7 +100,7 @@ type Server struct {
 	cfg    Config
 	mux    *http.ServeMux
 	pages  map[string]*template.Template
-	ghosts ghosts
+	ghosts credential.Ghosts
 }
 
 // New returns the console handler.
@@ -200,7 +201,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	protect.Handler(s.mux).ServeHTTP(w, r)
 }
 
-func (s *Server) allowedPeer(remote string) bool {
+func (s *Server) allowedPeer(remote string) bool { return PeerAllowed(remote, s.cfg.AdminNetworks) }
+
+// PeerAllowed tells whether remote (an address:port) is loopback or in
+// nets. Stops anyone elsewhere on the network, the phone network
+// included, from reaching a login page at all.
+func PeerAllowed(remote string, nets []netip.Prefix) bool {
 	ap, err := netip.ParseAddrPort(remote)
 	if err != nil {
 		return false
@@ -209,7 +215,7 @@ func (s *Server) allowedPeer(remote string) bool {
 	if a.IsLoopback() {
 		return true
 	}
-	for _, n := range s.cfg.AdminNetworks {
+	for _, n := range nets {
 		if n.Contains(a) {
 			return true
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"github.com/sekisho/sekisho/internal/audit"
+	"github.com/sekisho/sekisho/internal/credential"
 	"github.com/sekisho/sekisho/internal/store"
 	"github.com/sekisho/sekisho/internal/vault"
 )
@@ -469,7 +470,7 @@ func TestLoginLockout(t *testing.T) {
 			t.Errorf("a failed login's evidence names %q, want the peer's address", ev.Source)
 		}
 	}
-	if lockFor(2) != 0 || lockFor(3) != 2*time.Second || lockFor(5) != 8*time.Second || lockFor(100) != 15*time.Minute {
+	if credential.LockFor(2) != 0 || credential.LockFor(3) != 2*time.Second || credential.LockFor(5) != 8*time.Second || credential.LockFor(100) != 15*time.Minute {
 		t.Error("lockFor")
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net/http"
 	"net/netip"
-	"sync"
 	"time"
 
 	"github.com/sekisho/sekisho/internal/audit"
@@ -126,22 +125,10 @@ type userInput struct {
 	Role     string `json:"role"`
 }
 
-func validUsername(u string) bool {
-	if len(u) < 2 || len(u) > 32 {
-		return false
-	}
-	for _, c := range u {
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
-			return false
-		}
-	}
-	return true
-}
-
 // checkNew validates a new account's name and password and returns the
 // field at fault with what to do, or "".
 func checkNew(c credentials) (field, msg string) {
-	if !validUsername(c.Username) {
+	if !credential.ValidName(c.Username) {
 		return "username", "2 to 32 characters: lower-case letters, digits, - _ ."
 	}
 	if err := credential.CheckChosen(c.Username, c.Password); err != nil {
@@ -218,19 +205,6 @@ func (s *Server) doSetup(ctx context.Context, c credentials) (store.Admin, *http
 // copied onto another account's row does not open.
 func totpLabel(username string) string { return "totp:" + username }
 
-// lockFor is how long an account stays locked after n failed logins in a
-// row: none for the first two (typos), then 2 s doubling up to 15 min.
-func lockFor(n int) time.Duration {
-	if n < 3 {
-		return 0
-	}
-	d := 2 * time.Second
-	for i := 3; i < n && d < 15*time.Minute; i++ {
-		d *= 2
-	}
-	return min(d, 15*time.Minute)
-}
-
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	var in loginInput
 	if !decode(w, r, &in) {
@@ -276,14 +250,14 @@ func (s *Server) doLogin(ctx context.Context, c credentials, peer string) (strin
 	// The hash is checked even for unknown names and locked accounts:
 	// the time taken tells nothing.
 	match, _ := CheckPassword(hash, c.Password)
-	if (known && now.Before(a.LockedUntil)) || (!known && s.ghosts.locked(c.Username, now)) {
+	if (known && now.Before(a.LockedUntil)) || (!known && s.ghosts.Locked(c.Username, now)) {
 		return "", a, refused(http.StatusTooManyRequests, "", "too many failed logins; try again later")
 	}
 	failed := func() (string, store.Admin, *httpError) {
 		if known {
-			s.cfg.Store.SetAdminLock(ctx, a.Username, a.Failures+1, now.Add(lockFor(a.Failures+1)))
+			s.cfg.Store.SetAdminLock(ctx, a.Username, a.Failures+1, now.Add(credential.LockFor(a.Failures+1)))
 		} else {
-			s.ghosts.fail(c.Username, now)
+			s.ghosts.Fail(c.Username, now)
 		}
 		if s.cfg.Evidence != nil {
 			if rec, ok := s.cfg.Evidence.(interface{ Note(audit.Event) }); ok {
@@ -368,6 +342,9 @@ var rank = map[string]int{RoleMaintenance: 0, RoleOperator: 1, RoleAdmin: 2}
 // least min. The maintenance role ranks lowest (view only) and is refused
 // entirely while the office has it switched off.
 func (s *Server) session(r *http.Request, min string) (store.Admin, []byte, *httpError) {
+	if rm, ok := remoteOf(r.Context()); ok {
+		return s.remoteSession(r.Context(), rm, min)
+	}
 	c, err := r.Cookie(cookieName)
 	if err != nil {
 		return store.Admin{}, nil, refused(http.StatusUnauthorized, "", "log in first")
@@ -394,6 +371,20 @@ func (s *Server) session(r *http.Request, min string) (store.Admin, []byte, *htt
 	}
 	s.cfg.Store.TouchSession(ctx, th, now)
 	return a, th, nil
+}
+
+// remoteSession is the vendor's operator in a maintenance session: the
+// maintenance role, as long as the office allows it (read on every
+// request: switching it off stops the very next one).
+func (s *Server) remoteSession(ctx context.Context, rm remote, min string) (store.Admin, []byte, *httpError) {
+	a := store.Admin{Username: "centre/" + rm.operator, Role: RoleMaintenance}
+	if !s.maintenanceAllowed(ctx) {
+		return a, nil, refused(http.StatusForbidden, "", "maintenance access is switched off by the office")
+	}
+	if rank[a.Role] < rank[min] {
+		return a, nil, refused(http.StatusForbidden, "", "your role ("+a.Role+") may not do this")
+	}
+	return a, nil, nil
 }
 
 // authed wraps an API handler so that it runs only with a live session of
@@ -491,37 +482,4 @@ func (s *Server) addUser(w http.ResponseWriter, r *http.Request, a store.Admin) 
 		return
 	}
 	writeJSON(w, http.StatusCreated, map[string]string{"username": c.Username, "role": c.Role})
-}
-
-// ghosts locks out names that are not accounts on the same schedule as
-// real ones: were only real accounts ever locked, a 429 would tell an
-// attacker which user names exist. Bounded: when full it starts afresh.
-type ghosts struct {
-	mu sync.Mutex
-	m  map[string]ghost
-}
-
-type ghost struct {
-	failures int
-	until    time.Time
-}
-
-const maxGhosts = 10000
-
-func (g *ghosts) locked(name string, now time.Time) bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return now.Before(g.m[name].until)
-}
-
-func (g *ghosts) fail(name string, now time.Time) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.m == nil || len(g.m) >= maxGhosts {
-		g.m = map[string]ghost{}
-	}
-	x := g.m[name]
-	x.failures++
-	x.until = now.Add(lockFor(x.failures))
-	g.m[name] = x
 }

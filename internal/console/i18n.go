@@ -43,6 +43,7 @@ var words = map[string][2]string{
 	"nav.evidence":        {"Evidence log", "証跡ログ"},
 	"nav.settings":        {"Settings", "設定"},
 	"logout":              {"Log out", "ログアウト"},
+	"remote.session":      {"maintenance session from the vendor's centre", "ベンダーのセンターからの保守セッション"},
 	"signed.in.as":        {"Signed in as", "ログイン中:"},
 	"setup.title":         {"First start: create the administrator", "初回設定: 管理者を作成"},
 	"setup.intro":         {"Use the one-time setup token printed when sekisho started. It expires one hour after the start.", "sekisho の起動時に表示された一回限りのセットアップトークンを入力してください。起動から1時間で失効します。"},

@@ -11,6 +11,7 @@ import (
 
 	"github.com/sekisho/sekisho/internal/admin"
 	"github.com/sekisho/sekisho/internal/audit"
+	"github.com/sekisho/sekisho/internal/credential"
 	"github.com/sekisho/sekisho/internal/policy"
 	"github.com/sekisho/sekisho/internal/store"
 )
@@ -56,12 +57,19 @@ type pageData struct {
 	Flash   string
 	Refresh int // seconds; 0: no automatic reload
 	Data    any
+	// Base is put before every link: "" on the console's own listener,
+	// the centre's path to this unit in a maintenance session.
+	Base   string
+	Remote bool // a maintenance session from the vendor's centre
 }
 
 const pageCSP = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
 func (s *Server) render(w http.ResponseWriter, r *http.Request, code int, page string, d pageData) {
 	d.Lang, d.Page = langOf(r), page
+	if rm, ok := remoteOf(r.Context()); ok {
+		d.Base, d.Remote = rm.base, true
+	}
 	if d.Title == "" {
 		d.Title = translate(d.Lang, "nav."+page)
 	}
@@ -96,7 +104,7 @@ func (s *Server) page(min string, h func(http.ResponseWriter, *http.Request, sto
 	return func(w http.ResponseWriter, r *http.Request) {
 		a, _, herr := s.session(r, min)
 		if herr != nil && herr.code == http.StatusUnauthorized {
-			http.Redirect(w, r, "/login", http.StatusSeeOther)
+			s.redirect(w, r, "/login")
 			return
 		}
 		if herr != nil {
@@ -135,7 +143,7 @@ func (s *Server) pageRoutes() {
 			return
 		}
 		http.SetCookie(w, &http.Cookie{Name: langCookie, Value: l, Path: "/", MaxAge: 365 * 24 * 3600, SameSite: http.SameSiteStrictMode, HttpOnly: true, Secure: true})
-		http.Redirect(w, r, "/", http.StatusSeeOther)
+		s.redirect(w, r, "/")
 	})
 	s.mux.HandleFunc("GET /{$}", s.home)
 	s.mux.HandleFunc("GET /setup", s.setupPage)
@@ -170,7 +178,7 @@ func (s *Server) pageRoutes() {
 // account, the login page without a session.
 func (s *Server) home(w http.ResponseWriter, r *http.Request) {
 	if n, err := s.cfg.Store.AdminCount(r.Context()); err == nil && n == 0 {
-		http.Redirect(w, r, "/setup", http.StatusSeeOther)
+		s.redirect(w, r, "/setup")
 		return
 	}
 	s.page(RoleMaintenance, func(w http.ResponseWriter, r *http.Request, a store.Admin) {
@@ -217,7 +225,7 @@ func (s *Server) setupPost(w http.ResponseWriter, r *http.Request) {
 		// may too, so the person does not scan twice.
 		d.Secret = c.TOTPSecret
 		label := "admin"
-		if validUsername(c.Username) {
+		if credential.ValidName(c.Username) {
 			label = c.Username
 		}
 		if !validSecret(d.Secret) {
@@ -232,7 +240,7 @@ func (s *Server) setupPost(w http.ResponseWriter, r *http.Request) {
 	if tok, err := s.newSession(r.Context(), a.Username); err == nil {
 		s.setSession(w, tok)
 	}
-	http.Redirect(w, r, "/", http.StatusSeeOther)
+	s.redirect(w, r, "/")
 }
 
 type loginData struct {
@@ -252,7 +260,7 @@ func (s *Server) loginPost(w http.ResponseWriter, r *http.Request) {
 	tok, _, herr := s.doLogin(r.Context(), c, peerOf(r))
 	if herr == nil {
 		s.setSession(w, tok)
-		http.Redirect(w, r, "/", http.StatusSeeOther)
+		s.redirect(w, r, "/")
 		return
 	}
 	d := loginData{Username: c.Username}
@@ -278,7 +286,7 @@ func (s *Server) logoutPost(w http.ResponseWriter, r *http.Request) {
 		s.cfg.Store.DeleteSession(r.Context(), tokenHash(c.Value))
 	}
 	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: true, SameSite: http.SameSiteStrictMode})
-	http.Redirect(w, r, "/login", http.StatusSeeOther)
+	s.redirect(w, r, "/login")
 }
 
 type extensionsData struct {
@@ -465,7 +473,7 @@ func (s *Server) policyUnfreeze(w http.ResponseWriter, r *http.Request, a store.
 		s.policyRender(w, r, a, http.StatusInternalServerError, policyData{}, map[string]string{"": "could not unfreeze"}, "")
 		return
 	}
-	http.Redirect(w, r, "/", http.StatusSeeOther)
+	s.redirect(w, r, "/")
 }
 
 func (s *Server) activeBans(ctx context.Context) ([]store.Ban, error) {

@@ -90,3 +90,13 @@ func qrSVG(text string) (string, error) {
 	b.WriteString(`"/></svg>`)
 	return b.String(), nil
 }
+
+// TOTPStep is totpStep for other packages (the maintenance centre's
+// operator logins): the time step at which code is valid for secret,
+// among now's and one either side, or 0. The caller keeps the last step
+// accepted and refuses any step not after it, so a code is good once.
+func TOTPStep(secret, code string, now time.Time) int64 { return totpStep(secret, code, now) }
+
+// QRSVG is qrSVG for other packages: text drawn as a QR code in SVG,
+// here, so that no secret goes to a third-party service.
+func QRSVG(text string) (string, error) { return qrSVG(text) }

@@ -45,13 +45,15 @@ type fakeCentre struct {
 	acks     []wire.Ack
 	statuses int
 	alerts   []wire.Alert
+	declined []wire.Declined
+	tunnels  chan *wire.Conn // the unit's maintenance tunnels, as they open
 	// onStream writes the centre's side after the Hello.
 	onStream func(enc *json.Encoder, flush func(), h wire.Hello)
 }
 
 func newFakeCentre(t *testing.T) *fakeCentre {
 	t.Helper()
-	f := &fakeCentre{}
+	f := &fakeCentre{tunnels: make(chan *wire.Conn, 4)}
 	f.caKey, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test centre CA"}, NotBefore: time.Now().Add(-time.Hour),
 		NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
@@ -67,6 +69,7 @@ func newFakeCentre(t *testing.T) *fakeCentre {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+wire.EnrolPath, f.enrol)
 	mux.HandleFunc("POST "+wire.StreamPath, f.stream)
+	mux.HandleFunc("POST "+wire.TunnelPath+"{session}", f.tunnel)
 	f.srv = httptest.NewUnstartedServer(mux)
 	f.srv.EnableHTTP2 = true
 	f.srv.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{sder, der}, PrivateKey: srvKey}},
@@ -122,6 +125,8 @@ func (f *fakeCentre) stream(w http.ResponseWriter, r *http.Request) {
 			f.statuses++
 		case wire.TypeAlert:
 			f.alerts = append(f.alerts, *m.Alert)
+		case wire.TypeDeclined:
+			f.declined = append(f.declined, *m.Declined)
 		}
 		on := f.onStream
 		f.mu.Unlock()
@@ -129,6 +134,21 @@ func (f *fakeCentre) stream(w http.ResponseWriter, r *http.Request) {
 			on(enc, flush, *m.Hello)
 		}
 		first = false
+	}
+}
+
+// tunnel hands the unit's maintenance tunnel to the test, and holds
+// the request open until the tunnel closes.
+func (f *fakeCentre) tunnel(w http.ResponseWriter, r *http.Request) {
+	rc := http.NewResponseController(w)
+	w.WriteHeader(http.StatusOK)
+	rc.Flush()
+	c := wire.NewConn(r.Body, w, rc.Flush, nil, wire.Addr("centre"), wire.Addr("unit"))
+	f.tunnels <- c
+	select {
+	case <-c.Done():
+	case <-r.Context().Done():
+		c.Close() // before the handler ends: no write after it
 	}
 }
 
@@ -155,6 +175,18 @@ func (e *events) has(typ string) bool {
 		}
 	}
 	return false
+}
+
+func (e *events) find(typ string) *audit.Event {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for i := range e.got {
+		if e.got[i].Type == typ {
+			ev := e.got[i]
+			return &ev
+		}
+	}
+	return nil
 }
 
 func TestParseToken(t *testing.T) {
@@ -285,10 +317,12 @@ func TestLinkSyncsBeforeCalls(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go l.Run(ctx)
-	waitFor(t, "bundle applied", func() bool { b, _ := st.FleetBundle(ctx); return b.Seq == 3 })
-	if book.Current().Freeze.Fleet == "" {
-		t.Fatal("applied but not in the gate's policy")
-	}
+	// Stored, then put in the gate's policy: wait for the second, which
+	// must come before the centre says synced (checked below).
+	waitFor(t, "bundle applied", func() bool {
+		b, _ := st.FleetBundle(ctx)
+		return b.Seq == 3 && book.Current().Freeze.Fleet != ""
+	})
 	close(release)
 	if h := <-heldDuring; h == "" {
 		t.Fatal("outside calls were not held before the centre said synced")

@@ -58,6 +58,11 @@ type Config struct {
 	// first word after a connection: the unit keeps working as a PBX
 	// when the centre is slow or gone.
 	HoldAtMost time.Duration // 10 s
+	// Console is the unit's console for the centre's operator in a
+	// maintenance session, served under base; nil: no sessions.
+	Console func(operator, base string) http.Handler
+	// MaintenanceAllowed is the office's switch for the vendor's access.
+	MaintenanceAllowed func(context.Context) bool
 }
 
 // settingAlertSeq is the evidence record up to which alerts were sent.
@@ -199,7 +204,12 @@ func (l *Link) session(ctx context.Context) error {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/x-ndjson")
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: l.tls, ForceAttemptHTTP2: true, TLSHandshakeTimeout: 10 * time.Second}}
+	tr := &http.Transport{TLSClientConfig: l.tls, ForceAttemptHTTP2: true, TLSHandshakeTimeout: 10 * time.Second}
+	defer tr.CloseIdleConnections()
+	// One client for the stream and any maintenance tunnel: they share
+	// the one outbound connection, so a tunnel reaches the very centre
+	// replica that holds the stream.
+	client := &http.Client{Transport: tr}
 	res, err := client.Do(req)
 	if err != nil {
 		return fmt.Errorf("fleet: connect: %w", err)
@@ -235,6 +245,10 @@ func (l *Link) session(ctx context.Context) error {
 			}
 		case wire.TypeSynced:
 			l.hold("")
+		case wire.TypeOpen:
+			if m.Open != nil {
+				go l.maintain(ctx, client, *m.Open, out)
+			}
 		}
 	}
 	if err := sc.Err(); err != nil {
@@ -381,6 +395,9 @@ func (l *Link) status(ctx context.Context) wire.Message {
 	s.At = time.Now().UTC()
 	if fb, err := l.cfg.Store.FleetBundle(ctx); err == nil {
 		s.Applied, s.Blocked = fb.Seq, fb.BlockIntl
+	}
+	if l.cfg.MaintenanceAllowed != nil && l.cfg.Console != nil {
+		s.Maintenance = l.cfg.MaintenanceAllowed(ctx)
 	}
 	return wire.Message{Type: wire.TypeStatus, Status: &s}
 }

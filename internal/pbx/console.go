@@ -26,14 +26,7 @@ func (s *Server) startConsole(adminNets []netip.Prefix) (func(), error) {
 	if err != nil {
 		return nil, fmt.Errorf("pbx: listen console %s: %w", s.cfg.Console, err)
 	}
-	ccfg := console.Config{
-		Store: s.store, Evidence: s.audit, AdminNetworks: adminNets, Log: s.log,
-		Registered:         func(ext string) bool { return len(s.reg.Lookup(ext)) > 0 },
-		MaintenanceAllowed: func() bool { return s.cfg.Maintenance },
-		Vault:              s.vault,
-		Calls:              func() int { return s.b2b.Active() },
-		SIPAddress:         sipAddress(s.cfg.SIPUDP, s.cfg.SIPTCP),
-	}
+	ccfg := s.consoleConfig(adminNets)
 	h := console.New(ccfg)
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second,
 		WriteTimeout: 30 * time.Second, IdleTimeout: time.Minute, MaxHeaderBytes: 16 << 10}
@@ -59,6 +52,19 @@ func (s *Server) startConsole(adminNets []netip.Prefix) (func(), error) {
 		defer cancel()
 		srv.Shutdown(ctx)
 	}, nil
+}
+
+// consoleConfig is the console's wiring, for its listener, the VPN and
+// the centre's maintenance sessions alike.
+func (s *Server) consoleConfig(adminNets []netip.Prefix) console.Config {
+	return console.Config{
+		Store: s.store, Evidence: s.audit, AdminNetworks: adminNets, Log: s.log,
+		Registered:         func(ext string) bool { return len(s.reg.Lookup(ext)) > 0 },
+		MaintenanceAllowed: func() bool { return s.cfg.Maintenance },
+		Vault:              s.vault,
+		Calls:              func() int { return s.b2b.Active() },
+		SIPAddress:         sipAddress(s.cfg.SIPUDP, s.cfg.SIPTCP),
+	}
 }
 
 // sipAddress is where phones register, for the console's provisioning

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/sekisho/sekisho/internal/admin"
+	"github.com/sekisho/sekisho/internal/console"
 	"github.com/sekisho/sekisho/internal/fleet"
 	"github.com/sekisho/sekisho/internal/wire"
 )
@@ -16,10 +17,17 @@ const Version = "0.7.0"
 // joinFleet loads the unit's fleet identity when it has joined one; a
 // unit that has not joined runs as before.
 func (s *Server) joinFleet() error {
-	l, err := fleet.New(fleet.Config{
+	cfg := fleet.Config{
 		Dir: s.cfg.Data, Store: s.store, Policy: s.book, Evidence: s.audit, Figures: s.figures,
 		Version: Version, Log: s.log.With("component", "fleet"),
-	})
+	}
+	// The console the centre's operator sees in a maintenance session:
+	// the same one the office uses, whether or not it listens locally,
+	// reached only through the unit's own link to the centre.
+	cons := console.New(s.consoleConfig(nil))
+	cfg.Console = cons.Remote
+	cfg.MaintenanceAllowed = cons.MaintenanceAllowed
+	l, err := fleet.New(cfg)
 	if errors.Is(err, fleet.ErrNotJoined) {
 		return nil
 	}

@@ -32,6 +32,18 @@ func TrunkScope(name string) string { return "trunk:" + name }
 // PBX-wide limits whenever they are missing, and the bundled rate table
 // once (an office that deleted a rate keeps it deleted).
 func (s *Store) seed(ctx context.Context) error {
+	// Read first: a store opened on a live PBX's data (every CLI command)
+	// then takes no write lock unless something is really missing, so it
+	// does not queue behind a server busy writing under a flood.
+	var have int
+	if err := s.db.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM profiles WHERE name = ?) +
+		(SELECT COUNT(*) FROM scope_limits WHERE scope = ?) + (SELECT COUNT(*) FROM settings WHERE key = ?)`,
+		policy.Default().Name, ScopePBX, settingRatesSeeded).Scan(&have); err != nil {
+		return fmt.Errorf("store: read seeded policy: %w", err)
+	}
+	if have == 3 {
+		return nil
+	}
 	d, l := policy.Default(), policy.DefaultPBXLimits()
 	if _, err := s.db.ExecContext(ctx, `INSERT OR IGNORE INTO profiles (name, class, countries, hours, max_duration_s,
 		max_calls, intl_per_minute, intl_per_hour, same_prefix, distinct_per_hour, daily_spend, updated_at)

@@ -28,6 +28,10 @@ import (
 const (
 	EnrolPath  = "/v1/enrol"
 	StreamPath = "/v1/stream"
+	// TunnelPath + a session id: the unit's side of a maintenance
+	// session, opened by the unit (outbound, like the stream) when the
+	// centre asks for one and the office allows it.
+	TunnelPath = "/v1/tunnel/"
 )
 
 // Enrol is a unit's request for its certificate, with the one-time token.
@@ -55,6 +59,10 @@ const (
 	TypeBundle = "bundle" // centre -> unit
 	TypeSynced = "synced" // centre -> unit: no newer bundle than those sent
 	TypePing   = "ping"   // centre -> unit, keeps the stream alive
+	TypeOpen   = "open"   // centre -> unit: an operator asks for the unit's console
+	// TypeDeclined answers an open the unit will not serve (maintenance
+	// switched off by the office, a grant that does not verify).
+	TypeDeclined = "declined"
 )
 
 // Message is one JSON line on the stream; Type says which field is set.
@@ -65,6 +73,9 @@ type Message struct {
 	Alert  *Alert        `json:"alert,omitempty"`
 	Ack    *Ack          `json:"ack,omitempty"`
 	Bundle *SignedBundle `json:"bundle,omitempty"`
+	Open   *SignedGrant  `json:"open,omitempty"`
+	// Declined names the session and why.
+	Declined *Declined `json:"declined,omitempty"`
 }
 
 // Hello opens the stream: who the unit is running as, and the last
@@ -87,6 +98,9 @@ type Status struct {
 	Suspended  []string       `json:"suspended,omitempty"`   // extensions suspended
 	Applied    uint64         `json:"applied"`
 	Evidence   bool           `json:"evidence_ok"` // the evidence log is being written
+	// Maintenance is whether the office lets the vendor in (the console's
+	// maintenance switch): whether a maintenance session can be opened.
+	Maintenance bool `json:"maintenance"`
 }
 
 // CountryToday is a count of today's outbound calls to one country.
@@ -179,4 +193,89 @@ func (s SignedBundle) Verify(pub ed25519.PublicKey) (Bundle, error) {
 func (s SignedBundle) Hash() string {
 	h := sha256.Sum256(s.Body)
 	return hex.EncodeToString(h[:])
+}
+
+// Grant is the centre's request to open a unit's console for one
+// operator. It is signed with the bundle key, so the unit keeps, in its
+// evidence, the centre's own word for who came in and when.
+type Grant struct {
+	Session  string    `json:"session"` // random; the tunnel's path
+	Unit     string    `json:"unit"`    // the only unit it opens
+	Operator string    `json:"operator"`
+	Created  time.Time `json:"created"`
+	Expires  time.Time `json:"expires"` // the unit closes the session then
+}
+
+// SignedGrant is a grant's exact bytes and the centre's signature.
+type SignedGrant struct {
+	Body []byte `json:"body"`
+	Sig  []byte `json:"sig"`
+}
+
+// Declined is a unit's refusal of a grant.
+type Declined struct {
+	Session string `json:"session"`
+	Why     string `json:"why"`
+}
+
+// grantContext separates grant signatures from bundle signatures: a
+// signed grant can never pass for a bundle, nor a bundle for a grant.
+const grantContext = "sekisho-maintenance-v1\n"
+
+// SignGrant encodes and signs g.
+func SignGrant(key ed25519.PrivateKey, g Grant) (SignedGrant, error) {
+	body, err := json.Marshal(g)
+	if err != nil {
+		return SignedGrant{}, fmt.Errorf("wire: encode grant: %w", err)
+	}
+	return SignedGrant{Body: body, Sig: ed25519.Sign(key, append([]byte(grantContext), body...))}, nil
+}
+
+// Verify checks the signature with the pinned key, then decodes, then
+// checks the grant is for unit and live at now. It stops a grant for
+// another unit being replayed here, and an old grant being replayed
+// after it expired.
+func (s SignedGrant) Verify(pub ed25519.PublicKey, unit string, now time.Time) (Grant, error) {
+	var g Grant
+	if len(pub) != ed25519.PublicKeySize || !ed25519.Verify(pub, append([]byte(grantContext), s.Body...), s.Sig) {
+		return g, errors.New("wire: grant signature does not verify with the pinned centre key")
+	}
+	if err := json.Unmarshal(s.Body, &g); err != nil {
+		return g, fmt.Errorf("wire: grant body: %w", err)
+	}
+	switch {
+	case g.Unit != unit:
+		return g, fmt.Errorf("wire: grant is for unit %q, not this one", g.Unit)
+	case !ValidSession(g.Session):
+		return g, errors.New("wire: grant has no valid session id")
+	case g.Operator == "" || len(g.Operator) > 64:
+		return g, errors.New("wire: grant names no operator")
+	case now.After(g.Expires):
+		return g, errors.New("wire: grant expired")
+	case g.Created.After(now.Add(5 * time.Minute)):
+		// Clocks differ a little; a grant from far in the future is not
+		// one the centre just made.
+		return g, errors.New("wire: grant made in the future: check the clocks")
+	}
+	return g, nil
+}
+
+// Hash is the SHA-256 of the grant's body, hex: what the unit records.
+func (s SignedGrant) Hash() string {
+	h := sha256.Sum256(s.Body)
+	return hex.EncodeToString(h[:])
+}
+
+// ValidSession is a session id as the centre makes them: 32 lower-case
+// hex digits, so it can go in a path and a log line as it is.
+func ValidSession(id string) bool {
+	if len(id) != 32 {
+		return false
+	}
+	for _, c := range id {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
