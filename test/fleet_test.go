@@ -282,3 +282,22 @@ func waitLog(t *testing.T, p *PBX, s string) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// TestFleetCentreGone: a unit whose centre is down works on as a PBX:
+// it starts, takes registrations and places outside calls, and keeps
+// trying the centre in the background.
+func TestFleetCentreGone(t *testing.T) {
+	requireTool(t, "sipp")
+	c := startCentre(t)
+	p, pw201, _, carrierPort := startPBXWithTrunk(t)
+	p.Stop(t)
+	c.join(t, p.Data, "office-gone")
+	c.cmd.Process.Kill() // the centre is gone before the unit starts
+	c.cmd.Wait()
+	p = startPBXIn(t, p.Data)
+	waitLog(t, p, "link to the centre down; the unit works on")
+	callOut(t, p, pw201, carrierPort, "00312345678", "uac_call.xml")
+	if strings.Contains(p.Log(), "fleet: link to the centre up") {
+		t.Fatal("the link came up with the centre gone")
+	}
+}

@@ -263,6 +263,12 @@ var migrations = [][]string{
 		// five seconds.
 		`CREATE INDEX alerts_received ON alerts (received_at)`,
 	},
+	// 3: certificate renewal: the certificate before the last renewal
+	// stays good until the unit connects with the new one, so a unit
+	// that lost the new one before saving it is not locked out.
+	{
+		`ALTER TABLE units ADD COLUMN prev_fingerprint TEXT NOT NULL DEFAULT ''`,
+	},
 }
 
 // migrate applies the migrations not yet recorded in schema_migrations.
@@ -485,6 +491,40 @@ func (s *Store) Seen(ctx context.Context, id, version string, applied uint64, at
 	if _, err := s.db.ExecContext(ctx, `UPDATE units SET last_seen = $1, version = $2, applied_seq = $3 WHERE id = $4`,
 		ms(at), version, int64(applied), id); err != nil {
 		return fmt.Errorf("centre: unit %s hello: %w", id, err)
+	}
+	return nil
+}
+
+// Renewed puts a unit's new certificate on record, keeping the one it
+// replaces as the previous (good until the unit uses the new one).
+func (s *Store) Renewed(ctx context.Context, id, fingerprint string) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE units SET prev_fingerprint = cert_fingerprint, cert_fingerprint = $1
+		WHERE id = $2 AND revoked_at = 0`, fingerprint, id)
+	if err != nil {
+		return fmt.Errorf("centre: unit %s renewed: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("unit %s: %w", id, ErrNotFound)
+	}
+	return nil
+}
+
+// PrevFingerprint is the certificate a unit held before its last
+// renewal, "" when it has used the new one since.
+func (s *Store) PrevFingerprint(ctx context.Context, id string) (string, error) {
+	var fp string
+	err := s.db.QueryRowContext(ctx, `SELECT prev_fingerprint FROM units WHERE id = $1`, id).Scan(&fp)
+	if err != nil {
+		return "", fmt.Errorf("centre: unit %s: %w", id, err)
+	}
+	return fp, nil
+}
+
+// ForgetPrevious ends the previous certificate: the unit has connected
+// with its current one.
+func (s *Store) ForgetPrevious(ctx context.Context, id string) error {
+	if _, err := s.db.ExecContext(ctx, `UPDATE units SET prev_fingerprint = '' WHERE id = $1 AND prev_fingerprint <> ''`, id); err != nil {
+		return fmt.Errorf("centre: unit %s: %w", id, err)
 	}
 	return nil
 }

@@ -72,8 +72,20 @@ func (s *Server) authUnit(r *http.Request) (Unit, int, error) {
 	// The fingerprint on record, not merely one the CA signed: stops a
 	// certificate the unit no longer holds (an earlier enrolment of a
 	// unit that was re-issued one) from being used by whoever kept it.
-	if subtle.ConstantTimeCompare([]byte(CertFingerprint(leaf.Raw)), []byte(u.CertFingerprint)) != 1 {
-		return u, http.StatusForbidden, errors.New("this certificate is not the unit's current one")
+	fp := CertFingerprint(leaf.Raw)
+	if subtle.ConstantTimeCompare([]byte(fp), []byte(u.CertFingerprint)) != 1 {
+		// The one before the last renewal is good until the unit has
+		// used the new one: a unit that renewed but could not save the
+		// new certificate is not locked out of its own fleet.
+		prev, err := s.st.PrevFingerprint(r.Context(), u.ID)
+		if err != nil {
+			return u, http.StatusInternalServerError, err
+		}
+		if prev == "" || subtle.ConstantTimeCompare([]byte(fp), []byte(prev)) != 1 {
+			return u, http.StatusForbidden, errors.New("this certificate is not the unit's current one")
+		}
+	} else if err := s.st.ForgetPrevious(r.Context(), u.ID); err != nil {
+		return u, http.StatusInternalServerError, err
 	}
 	// Stops a revoked unit (a stolen box, a customer who left) from
 	// coming back with a certificate that still verifies.
@@ -333,6 +345,8 @@ func (ss *session) handle(ctx context.Context, m wire.Message) error {
 			ss.log.Warn("centre: bundle refused by the unit", "seq", a.Seq, "hash", a.Hash, "error", a.Error)
 		}
 		return ss.s.st.Touch(ctx, ss.u.ID, now)
+	case m.Type == wire.TypeRenew && m.Renew != nil:
+		return ss.renew(ctx, *m.Renew)
 	case m.Type == wire.TypeDeclined && m.Declined != nil:
 		ss.log.Warn("centre: the unit declined a maintenance session", "session", m.Declined.Session, "why", cleanText(m.Declined.Why, 512))
 		ss.s.tunnels.declined(ss.u.ID, *m.Declined)
@@ -342,4 +356,20 @@ func (ss *session) handle(ctx context.Context, m wire.Message) error {
 		ss.log.Debug("centre: message ignored", "type", m.Type)
 		return ss.s.st.Touch(ctx, ss.u.ID, now)
 	}
+}
+
+// renew issues the unit a new certificate for the key in its request.
+// The request comes over the stream the unit's current certificate
+// opened, so it is the unit asking; a bad request is answered, not fatal.
+func (ss *session) renew(ctx context.Context, req wire.Renew) error {
+	cert, fp, err := ss.s.keys.IssueUnit(req.CSR, ss.u.ID, time.Now())
+	if err != nil {
+		ss.log.Warn("centre: certificate renewal refused", "err", err)
+		return ss.write(wire.Message{Type: wire.TypeRenewed, Renewed: &wire.Renewed{Error: err.Error()}})
+	}
+	if err := ss.s.st.Renewed(ctx, ss.u.ID, fp); err != nil {
+		return err
+	}
+	ss.log.Info("centre: unit certificate renewed", "fingerprint", fp)
+	return ss.write(wire.Message{Type: wire.TypeRenewed, Renewed: &wire.Renewed{Cert: cert}})
 }

@@ -154,11 +154,7 @@ func Join(ctx context.Context, dir, centreURL, tok, name, version string) (Joine
 	if err := os.WriteFile(filepath.Join(dir, KeyFile), pemKey(key), 0o600); err != nil {
 		return j, fmt.Errorf("fleet: write key: %w", err)
 	}
-	b, _ := json.MarshalIndent(j, "", "  ")
-	if err := os.WriteFile(filepath.Join(dir, ConfigFile), append(b, '\n'), 0o600); err != nil {
-		return j, fmt.Errorf("fleet: write %s: %w", ConfigFile, err)
-	}
-	return j, nil
+	return j, saveJoined(dir, j)
 }
 
 func pemKey(k *ecdsa.PrivateKey) []byte {

@@ -58,6 +58,9 @@ type Config struct {
 	// first word after a connection: the unit keeps working as a PBX
 	// when the centre is slow or gone.
 	HoldAtMost time.Duration // 10 s
+	// RenewBefore is how long before its certificate expires the unit
+	// asks for a new one.
+	RenewBefore time.Duration // DefaultRenewBefore
 	// Console is the unit's console for the centre's operator in a
 	// maintenance session, served under base; nil: no sessions.
 	Console func(operator, base string) http.Handler
@@ -83,6 +86,7 @@ type Link struct {
 	holding atomic.Pointer[string]
 	online  atomic.Bool
 	mu      sync.Mutex // one bundle applied at a time
+	certMu  sync.Mutex // tls's certificate and joined, changed by a renewal
 }
 
 // New loads the unit's fleet identity; ErrNotJoined when it has none.
@@ -111,6 +115,9 @@ func New(cfg Config) (*Link, error) {
 	}
 	if cfg.HoldAtMost <= 0 {
 		cfg.HoldAtMost = 10 * time.Second
+	}
+	if cfg.RenewBefore <= 0 {
+		cfg.RenewBefore = DefaultRenewBefore
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
@@ -204,7 +211,7 @@ func (l *Link) session(ctx context.Context) error {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/x-ndjson")
-	tr := &http.Transport{TLSClientConfig: l.tls, ForceAttemptHTTP2: true, TLSHandshakeTimeout: 10 * time.Second}
+	tr := &http.Transport{TLSClientConfig: l.currentTLS(), ForceAttemptHTTP2: true, TLSHandshakeTimeout: 10 * time.Second}
 	defer tr.CloseIdleConnections()
 	// One client for the stream and any maintenance tunnel: they share
 	// the one outbound connection, so a tunnel reaches the very centre
@@ -225,6 +232,9 @@ func (l *Link) session(ctx context.Context) error {
 	defer holdTimer.Stop()
 	l.cfg.Log.Info("fleet: link to the centre up", "centre", l.joined.Centre, "unit", l.joined.UnitID)
 	go l.report(ctx, out)
+	if m := l.renewRequest(time.Now()); m != nil {
+		out <- *m
+	}
 
 	sc := bufio.NewScanner(res.Body)
 	sc.Buffer(make([]byte, 64<<10), 8<<20)
@@ -245,6 +255,12 @@ func (l *Link) session(ctx context.Context) error {
 			}
 		case wire.TypeSynced:
 			l.hold("")
+		case wire.TypeRenewed:
+			if m.Renewed != nil {
+				if err := l.renewed(*m.Renewed); err != nil {
+					l.cfg.Log.Error("fleet: certificate renewal", "err", err)
+				}
+			}
 		case wire.TypeOpen:
 			if m.Open != nil {
 				go l.maintain(ctx, client, *m.Open, out)

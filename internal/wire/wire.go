@@ -63,6 +63,10 @@ const (
 	// TypeDeclined answers an open the unit will not serve (maintenance
 	// switched off by the office, a grant that does not verify).
 	TypeDeclined = "declined"
+	// TypeRenew asks for a new certificate for the unit's own key, well
+	// before the one it holds expires; TypeRenewed carries it back.
+	TypeRenew   = "renew"
+	TypeRenewed = "renewed"
 )
 
 // Message is one JSON line on the stream; Type says which field is set.
@@ -76,6 +80,19 @@ type Message struct {
 	Open   *SignedGrant  `json:"open,omitempty"`
 	// Declined names the session and why.
 	Declined *Declined `json:"declined,omitempty"`
+	Renew    *Renew    `json:"renew,omitempty"`
+	Renewed  *Renewed  `json:"renewed,omitempty"`
+}
+
+// Renew is a certificate request (PEM) for the key the unit holds.
+type Renew struct {
+	CSR []byte `json:"csr"`
+}
+
+// Renewed is the new certificate (PEM), or why there is none.
+type Renewed struct {
+	Cert  []byte `json:"cert,omitempty"`
+	Error string `json:"error,omitempty"`
 }
 
 // Hello opens the stream: who the unit is running as, and the last
