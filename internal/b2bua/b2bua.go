@@ -61,6 +61,11 @@ type Config struct {
 	// behalf of an extension (a transfer's Refer-To target). nil refuses
 	// every such leg.
 	Gate func(ctx context.Context, feature, responsible string, target sip.Uri) (*chain.Attempt, chain.Verdict)
+	// Forward returns the leg to ring when a call to an extension finds
+	// it busy or unanswered (why is "busy" or "noanswer"), already
+	// decided by the chain on the forwarding extension's behalf, with its
+	// hold settled through rec; nil: no forward. nil Forward: never.
+	Forward func(a *chain.Attempt, why string, rec *cdr.Record) *chain.Attempt
 }
 
 // Trunks is what the B2BUA needs to place a call on a carrier trunk.
@@ -95,8 +100,16 @@ type CallInfo struct {
 
 // ringing is an attempt whose callee legs are still ringing.
 type ringing struct {
-	info  CallInfo
+	info  CallInfo // guarded by the B2BUA's mu
 	abort context.CancelCauseFunc
+}
+
+// setInfo changes what the attempt is (a forward rings another leg on
+// another extension's behalf), under mu, which HangupWhere holds.
+func (r *ringing) setInfo(mu *sync.Mutex, info CallInfo) {
+	mu.Lock()
+	defer mu.Unlock()
+	r.info = info
 }
 
 // New returns a B2BUA.
@@ -246,7 +259,7 @@ func (b *B2BUA) Originate(req *sip.Request, tx sip.ServerTransaction, a *chain.A
 	baseCtx, abort := context.WithCancelCause(context.Background())
 	defer abort(nil)
 	ringCtx, stopRing := context.WithTimeout(baseCtx, b.cfg.RingTimeout)
-	defer stopRing()
+	defer func() { stopRing() }() // the forward's ring replaces it
 	// While it rings, the attempt can be aborted by HangupWhere (the
 	// caller was suspended by a call placed in parallel).
 	rg := &ringing{info: info, abort: abort}
@@ -286,82 +299,109 @@ func (b *B2BUA) Originate(req *sip.Request, tx sip.ServerTransaction, a *chain.A
 		return nil
 	}
 
-	type result struct {
-		s      *sipgo.DialogClientSession
-		err    error
-		silent bool   // a trunk that never answered at all
-		ext    string // the extension this fork rang, "" for a trunk
-	}
-	results := make(chan result, len(a.Targets))
-	forkCtx := make([]context.CancelCauseFunc, len(a.Targets))
-	for i, t := range a.Targets {
-		ctx, cancel := context.WithCancelCause(ringCtx)
-		forkCtx[i] = cancel
-		inv, opts, err := b.newLeg(req, body, a, t, maxFwd)
-		if err != nil {
-			results <- result{err: err}
-			continue
+	// ring rings a's targets at once until the first answers (the others
+	// are cancelled), all fail, or ringCtx ends.
+	ring := func(a *chain.Attempt, ringCtx context.Context) (winner *sipgo.DialogClientSession, failures []error) {
+		type result struct {
+			s      *sipgo.DialogClientSession
+			err    error
+			silent bool   // a trunk that never answered at all
+			ext    string // the extension this fork rang, "" for a trunk
 		}
-		var heard, silent atomic.Bool
-		opts.OnResponse = func(res *sip.Response) error {
-			heard.Store(true)
-			return provisional(res)
-		}
-		if t.Trunk != "" {
-			// A carrier that does not even say 100 Trying is down: give
-			// the caller 503 now rather than after the ring timeout.
-			// Forced cancel: with no provisional there is nothing to CANCEL.
-			stop := time.AfterFunc(trunkAnswerTimeout, func() {
-				if !heard.Load() {
-					silent.Store(true)
-					cancel(sipgo.WaitAnswerForceCancelErr)
-				}
-			})
-			defer stop.Stop()
-		}
-		go func() {
-			s, err := b.uaB.WriteInvite(ctx, inv)
-			if err == nil {
-				err = s.WaitAnswer(ctx, opts)
+		results := make(chan result, len(a.Targets))
+		forkCtx := make([]context.CancelCauseFunc, len(a.Targets))
+		for i, t := range a.Targets {
+			ctx, cancel := context.WithCancelCause(ringCtx)
+			forkCtx[i] = cancel
+			inv, opts, err := b.newLeg(req, body, a, t, maxFwd)
+			if err != nil {
+				results <- result{err: err}
+				continue
 			}
-			results <- result{s: s, err: err, silent: silent.Load(), ext: t.Extension}
-		}()
-	}
-	defer func() {
-		for _, c := range forkCtx {
-			c(nil)
+			var heard, silent atomic.Bool
+			opts.OnResponse = func(res *sip.Response) error {
+				heard.Store(true)
+				return provisional(res)
+			}
+			if t.Trunk != "" {
+				// A carrier that does not even say 100 Trying is down: give
+				// the caller 503 now rather than after the ring timeout.
+				// Forced cancel: with no provisional there is nothing to CANCEL.
+				stop := time.AfterFunc(trunkAnswerTimeout, func() {
+					if !heard.Load() {
+						silent.Store(true)
+						cancel(sipgo.WaitAnswerForceCancelErr)
+					}
+				})
+				defer stop.Stop()
+			}
+			go func() {
+				s, err := b.uaB.WriteInvite(ctx, inv)
+				if err == nil {
+					err = s.WaitAnswer(ctx, opts)
+				}
+				results <- result{s: s, err: err, silent: silent.Load(), ext: t.Extension}
+			}()
 		}
-	}()
-
-	var winner *sipgo.DialogClientSession
-	var failures []error
-	for range a.Targets {
-		r := <-results
-		if r.err == nil && winner == nil && as.Context().Err() == nil {
-			winner = r.s
-			info.Callee = r.ext
-			// First answer wins: cancel the other forks (RFC 3261 16.7
-			// step 10 behaviour, done by us as the UAC of every fork).
+		defer func() {
 			for _, c := range forkCtx {
 				c(nil)
 			}
-			continue
+		}()
+
+		for range a.Targets {
+			r := <-results
+			if r.err == nil && winner == nil && as.Context().Err() == nil {
+				winner = r.s
+				info.Callee = r.ext
+				// First answer wins: cancel the other forks (RFC 3261 16.7
+				// step 10 behaviour, done by us as the UAC of every fork).
+				for _, c := range forkCtx {
+					c(nil)
+				}
+				continue
+			}
+			if r.err == nil {
+				// A second fork answered too (or the caller left): it must
+				// not stay up ringing nobody. ACK and hang it up.
+				go func(s *sipgo.DialogClientSession) {
+					ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+					defer cancel()
+					s.Ack(ctx)
+					s.Bye(ctx)
+				}(r.s)
+				continue
+			}
+			if r.silent {
+				r.err = errTrunkSilent
+			}
+			failures = append(failures, r.err)
 		}
-		if r.err == nil {
-			// A second fork answered too (or the caller left): it must
-			// not stay up ringing nobody. ACK and hang it up.
-			go func(s *sipgo.DialogClientSession) {
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				defer cancel()
-				s.Ack(ctx)
-				s.Bye(ctx)
-			}(r.s)
-			continue
+		return winner, failures
+	}
+
+	winner, failures := ring(a, ringCtx)
+	// Busy or no answer: the callee's forward for that condition, if it
+	// has one the gate allows, is rung next, once (pbx decides it with the
+	// forwarding extension's policy and limits).
+	if winner == nil && b.cfg.Forward != nil && as.Context().Err() == nil && context.Cause(baseCtx) == nil {
+		why := ""
+		switch code, _, _ := b.failure(as.Context(), ringCtx, failures, len(a.Targets) > 0 && a.Targets[0].Trunk != ""); code {
+		case 486, 600:
+			why = "busy"
+		case 480:
+			why = "noanswer"
 		}
-		if r.silent {
-			r.err = errTrunkSilent
+		if fa := b.forwardTo(a, why, rec); fa != nil {
+			a = fa
+			info = CallInfo{Caller: a.Caller, Outbound: a.Direction() == "outbound", International: a.Dest.Kind == chain.KindInternational}
+			rg.setInfo(&b.mu, info)
+			stopRing()
+			ringCtx, stopRing = context.WithTimeout(baseCtx, b.cfg.RingTimeout)
+			stopAfter2 := context.AfterFunc(as.Context(), stopRing)
+			defer stopAfter2()
+			winner, failures = ring(a, ringCtx)
 		}
-		failures = append(failures, r.err)
 	}
 
 	if winner == nil {
@@ -453,6 +493,13 @@ func (b *B2BUA) Originate(req *sip.Request, tx sip.ServerTransaction, a *chain.A
 		return
 	}
 	log.Info("b2bua: call answered")
+}
+
+func (b *B2BUA) forwardTo(a *chain.Attempt, why string, rec *cdr.Record) *chain.Attempt {
+	if why == "" || a.CalleeExt == "" || a.Feature != "" {
+		return nil
+	}
+	return b.cfg.Forward(a, why, rec)
 }
 
 // answerSDP takes the callee side's SDP: it points the relay's B side at

@@ -151,7 +151,8 @@ type Attempt struct {
 	AuthHeader string // Proxy-Authorization value, "" if none
 
 	// Feature is set when the PBX itself creates the attempt for a feature
-	// inside a call that is already up ("transfer", later "forward"), and
+	// ("transfer" inside a call that is up, "forward" for a call to an
+	// extension that forwards its calls), and
 	// OnBehalfOf is the extension responsible: its policy and limits apply.
 	// Only the PBX's own code sets these; nothing from a request does.
 	Feature    string
@@ -170,8 +171,11 @@ type Attempt struct {
 	Profile  policy.Profile
 	Unlocked time.Time
 
-	// Set by the route stage.
-	Targets []Target
+	// Set by the route stage: where to ring, and the local extension the
+	// call is for (dialled, or behind a DID), even when it has no
+	// registered contact, so that its call forwarding can apply.
+	Targets   []Target
+	CalleeExt string
 
 	// Set by the limits stage: how long an answered call may last (0: no
 	// limit of its own), and the reservation that must be settled exactly

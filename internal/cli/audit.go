@@ -28,6 +28,7 @@ var mutating = map[string]bool{
 	"limits set": true, "limits unfreeze": true, "rate set": true, "rate del": true,
 	"ban add": true, "ban del": true,
 	"maintenance on": true, "maintenance off": true,
+	"forward set": true, "forward clear": true,
 }
 
 // recordChange writes a config-change record for a CLI command that
@@ -153,6 +154,10 @@ func snapshot(ctx context.Context, st *store.Store, args []string) any {
 	case "did":
 		if d, err := st.LookupDID(ctx, arg); err == nil {
 			return d
+		}
+	case "forward":
+		if fw, err := st.Forwards(ctx, arg); err == nil {
+			return fw
 		}
 	case "maintenance":
 		v, _ := st.Setting(ctx, console.SettingMaintenance, "")

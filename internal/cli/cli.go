@@ -68,6 +68,11 @@ Commands:
   sekisho fleet join URL TOKEN [--name NAME]     join the vendor's centre (outbound only; pins its CA and bundle key)
   sekisho fleet status
   sekisho fleet leave
+  sekisho forward set EXT --to NUMBER [--when always|busy|noanswer]
+                         forward EXT's calls; refused with the toll gate's reasons when
+                         EXT may not dial NUMBER (checked again on every forwarded call)
+  sekisho forward clear EXT [--when ...]
+  sekisho forward list [EXT]
   sekisho maintenance on|off|show
                          the office's switch for the vendor's access: console logins and
                          the centre's maintenance sessions
@@ -154,6 +159,8 @@ func run(args []string, env Env) error {
 		return vpnCmd(args[1:], env)
 	case "maintenance":
 		return maintenanceCmd(args[1:], env)
+	case "forward":
+		return forwardCmd(args[1:], env)
 	case "centre":
 		return centreCmd(args[1:], env)
 	case "fleet":

@@ -156,6 +156,8 @@ func (s *Server) pageRoutes() {
 	s.mux.HandleFunc("POST /extensions/{number}", s.page(RoleAdmin, s.extensionsEdit))
 	s.mux.HandleFunc("POST /extensions/{number}/unlock", s.page(RoleOperator, s.extensionsUnlock))
 	s.mux.HandleFunc("POST /extensions/{number}/delete", s.page(RoleAdmin, s.extensionsDelete))
+	s.mux.HandleFunc("POST /extensions/{number}/forward", s.page(RoleAdmin, s.extensionsForward))
+	s.mux.HandleFunc("POST /extensions/{number}/forward/clear", s.page(RoleAdmin, s.extensionsForwardClear))
 	s.mux.HandleFunc("GET /trunks", s.page(RoleMaintenance, s.trunksPage))
 	s.mux.HandleFunc("GET /policy", s.page(RoleMaintenance, s.policyPage))
 	s.mux.HandleFunc("POST /policy/check", s.page(RoleMaintenance, s.policyCheck))
@@ -291,6 +293,7 @@ func (s *Server) logoutPost(w http.ResponseWriter, r *http.Request) {
 
 type extensionsData struct {
 	Extensions   []extView
+	Forwards     map[string][]store.Forward // by extension
 	Created      *NewExtension
 	Form         extInput
 	EditErrorFor string
@@ -300,6 +303,14 @@ func (s *Server) extensionsRender(w http.ResponseWriter, r *http.Request, a stor
 	var err error
 	if d.Extensions, err = s.extViews(r.Context()); err != nil {
 		errs = map[string]string{"": "could not read extensions"}
+	}
+	fw, err := s.cfg.Store.Forwards(r.Context(), "")
+	if err != nil {
+		errs = map[string]string{"": "could not read the forwards"}
+	}
+	d.Forwards = map[string][]store.Forward{}
+	for _, f := range fw {
+		d.Forwards[f.Ext] = append(d.Forwards[f.Ext], f)
 	}
 	s.render(w, r, code, "extensions", pageData{User: &a, Errors: errs, Flash: flash, Data: d})
 }
@@ -333,6 +344,26 @@ func (s *Server) extensionsEdit(w http.ResponseWriter, r *http.Request, a store.
 	n := r.PathValue("number")
 	in := extEdit{Class: formField(r, "class"), Countries: formField(r, "countries"), Profile: formField(r, "profile"), Networks: formField(r, "networks")}
 	if _, err := s.editExtension(r.Context(), a.Username, n, in); err != nil {
+		s.extensionsRender(w, r, a, http.StatusBadRequest, extensionsData{EditErrorFor: n}, errorsOf(err), "")
+		return
+	}
+	s.extensionsRender(w, r, a, http.StatusOK, extensionsData{}, nil, n+": "+translate(langOf(r), "saved"))
+}
+
+// extensionsForward sets a forward from the extension's form; a refusal
+// shows the gate's reasons next to that extension.
+func (s *Server) extensionsForward(w http.ResponseWriter, r *http.Request, a store.Admin) {
+	n := r.PathValue("number")
+	if _, err := s.setForward(r, a.Username, n, r.PostFormValue("when"), r.PostFormValue("to")); err != nil {
+		s.extensionsRender(w, r, a, http.StatusBadRequest, extensionsData{EditErrorFor: n}, errorsOf(err), "")
+		return
+	}
+	s.extensionsRender(w, r, a, http.StatusOK, extensionsData{}, nil, n+": "+translate(langOf(r), "saved"))
+}
+
+func (s *Server) extensionsForwardClear(w http.ResponseWriter, r *http.Request, a store.Admin) {
+	n := r.PathValue("number")
+	if err := s.clearForward(r, a.Username, n, r.PostFormValue("when")); err != nil {
 		s.extensionsRender(w, r, a, http.StatusBadRequest, extensionsData{EditErrorFor: n}, errorsOf(err), "")
 		return
 	}

@@ -308,3 +308,23 @@ func TestProfileForm(t *testing.T) {
 		t.Fatal("the new profile is not stored")
 	}
 }
+
+// TestForwardForm: a forward the gate refuses shows its reasons next to
+// the extension and stores nothing; an allowed one shows in the table
+// and can be cleared.
+func TestForwardForm(t *testing.T) {
+	e := newPageEnv(t)
+	e.form("/extensions", url.Values{"number": {"201"}}, nil)
+	w := e.form("/extensions/201/forward", url.Values{"when": {"always"}, "to": {"001023276123456"}}, nil)
+	if w.Code != 400 || !strings.Contains(w.Body.String(), "may not call abroad") {
+		t.Fatalf("refused forward: %d\n%s", w.Code, w.Body)
+	}
+	w = e.form("/extensions/201/forward", url.Values{"when": {"busy"}, "to": {"00312345678"}}, nil)
+	if w.Code != 200 || !strings.Contains(w.Body.String(), "→ 00312345678") || strings.Contains(w.Body.String(), "→ 001023276123456") {
+		t.Fatalf("allowed forward: %d\n%s", w.Code, w.Body)
+	}
+	w = e.form("/extensions/201/forward/clear", url.Values{"when": {"busy"}}, nil)
+	if w.Code != 200 || strings.Contains(w.Body.String(), "→ 00312345678") {
+		t.Fatalf("cleared forward still shown: %d", w.Code)
+	}
+}

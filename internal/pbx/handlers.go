@@ -297,14 +297,28 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		AuthHeader: headerValue(req, "Proxy-Authorization"),
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
 	v := s.chain.Run(ctx, a)
-	cancel()
 	if v.Action == chain.Challenge {
 		// The digest handshake is not a call attempt yet: no record.
 		s.log.Debug("pbx: invite challenged", "from", a.FromUser, "source", a.Source, "reason", v.Reason)
 		tx.Respond(response.ForVerdict(req, v))
 		return
 	}
+	// Forwarding: always, before the extension rings; no answer, when it
+	// has no phone registered at all.
+	if v.Action == chain.Continue || v.Status == 480 {
+		f, ok := s.forwardFor(ctx, a, store.ForwardAlways)
+		if !ok && v.Status == 480 {
+			f, ok = s.forwardFor(ctx, a, store.ForwardNoAnswer)
+		}
+		if ok {
+			if fa := s.forward(ctx, a, f); fa != nil {
+				a, v = fa, chain.Pass("forwarded")
+			}
+		}
+	}
+	cancel()
 	r := store.CDR{
 		CallID: req.CallID().Value(), Caller: a.Caller, Source: a.Source,
 		Dialled: a.Dialled, Callee: a.Dest.Number, Direction: a.Direction(), Trunk: a.Trunk,

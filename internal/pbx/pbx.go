@@ -264,7 +264,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		Client: s.client, Host: host, Port: port,
 		RingTimeout: time.Duration(cfg.RingTimeout), Log: log, Trunks: s.trunks,
 		Media: relay, MediaAddr: mediaAddr, MaxOutbound: time.Duration(cfg.MaxCallDuration),
-		Gate: s.gate,
+		Gate: s.gate, Forward: s.forwardLeg,
 	}
 	if udp != nil {
 		bcfg.UDPLocal = udp.LocalAddr().(*net.UDPAddr)

@@ -74,12 +74,14 @@ func (s Stage) Run(ctx context.Context, a *chain.Attempt) chain.Verdict {
 }
 
 func (s Stage) extension(ctx context.Context, a *chain.Attempt, n string) chain.Verdict {
+	a.CalleeExt = ""
 	if _, err := s.Accounts.Extension(ctx, n); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return chain.Deny(404, "route: no extension "+n)
 		}
 		return chain.Deny(500, "route: extension lookup failed: "+err.Error())
 	}
+	a.CalleeExt = n
 	bs := s.Locations.Lookup(n)
 	if len(bs) == 0 {
 		return chain.Deny(480, "route: "+n+" has no registered contact")

@@ -310,6 +310,17 @@ var migrations = []string{
 		note        TEXT NOT NULL DEFAULT '',
 		applied_at  INTEGER NOT NULL
 	);`,
+	// 13: call forwarding: one target per extension and condition
+	// (always, busy, noanswer), checked against the toll gate when it is
+	// set and again by every call that follows it. Gone with the
+	// extension.
+	`CREATE TABLE forwards (
+		ext        TEXT NOT NULL REFERENCES extensions(number) ON DELETE CASCADE,
+		mode       TEXT NOT NULL CHECK (mode IN ('always', 'busy', 'noanswer')),
+		target     TEXT NOT NULL,
+		created_at INTEGER NOT NULL,
+		PRIMARY KEY (ext, mode)
+	);`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
