@@ -50,6 +50,9 @@ func AddExtension(ctx context.Context, st *store.Store, number, name string, off
 	if err := dialplan.New(region).ValidExtension(number); err != nil {
 		return store.Extension{}, "", refuse("number", "%v", err)
 	}
+	if _, err := st.Group(ctx, number); err == nil {
+		return store.Extension{}, "", refuse("number", "%s is a ring group's number", number)
+	}
 	if len(name) > 64 || strings.ContainsAny(name, "\r\n\x00\"<>") {
 		return store.Extension{}, "", refuse("name", "at most 64 characters, without quotes, < > or line breaks")
 	}

@@ -258,7 +258,13 @@ func (b *B2BUA) Originate(req *sip.Request, tx sip.ServerTransaction, a *chain.A
 	info := CallInfo{Caller: a.Caller, Inbound: a.Trunk != "", Outbound: a.Direction() == "outbound", International: a.Dest.Kind == chain.KindInternational}
 	baseCtx, abort := context.WithCancelCause(context.Background())
 	defer abort(nil)
-	ringCtx, stopRing := context.WithTimeout(baseCtx, b.cfg.RingTimeout)
+	ringFor := func(d time.Duration) time.Duration {
+		if d > 0 {
+			return d
+		}
+		return b.cfg.RingTimeout
+	}
+	ringCtx, stopRing := context.WithTimeout(baseCtx, ringFor(a.Ring))
 	defer func() { stopRing() }() // the forward's ring replaces it
 	// While it rings, the attempt can be aborted by HangupWhere (the
 	// caller was suspended by a call placed in parallel).
@@ -381,6 +387,17 @@ func (b *B2BUA) Originate(req *sip.Request, tx sip.ServerTransaction, a *chain.A
 	}
 
 	winner, failures := ring(a, ringCtx)
+	// A ring group's next rounds (hunt members, an overflow group), one
+	// after another while nobody answers and the caller waits.
+	for next := a.Next; winner == nil && len(next) > 0 && as.Context().Err() == nil && context.Cause(baseCtx) == nil; next = next[1:] {
+		stopRing()
+		ringCtx, stopRing = context.WithTimeout(baseCtx, ringFor(next[0].Ring))
+		stopAfterRound := context.AfterFunc(as.Context(), stopRing)
+		defer stopAfterRound()
+		round := *a
+		round.Targets = next[0].Targets
+		winner, failures = ring(&round, ringCtx)
+	}
 	// Busy or no answer: the callee's forward for that condition, if it
 	// has one the gate allows, is rung next, once (pbx decides it with the
 	// forwarding extension's policy and limits).

@@ -176,6 +176,12 @@ type Attempt struct {
 	// registered contact, so that its call forwarding can apply.
 	Targets   []Target
 	CalleeExt string
+	// For a ring group: Ring is how long Targets ring (0: the PBX's ring
+	// timeout), and Next the rounds rung after, one after another, while
+	// nobody answers (a hunt group's next members, an overflow group).
+	Group string
+	Ring  time.Duration
+	Next  []Round
 
 	// Set by the limits stage: how long an answered call may last (0: no
 	// limit of its own), and the reservation that must be settled exactly
@@ -185,6 +191,12 @@ type Attempt struct {
 
 	// Trail of verdicts, written by the runner.
 	Trail []Step
+}
+
+// Round is a set of targets rung together, for Ring.
+type Round struct {
+	Targets []Target
+	Ring    time.Duration
 }
 
 // Hold is a reservation against the limits, taken when an outbound call

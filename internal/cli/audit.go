@@ -29,6 +29,7 @@ var mutating = map[string]bool{
 	"ban add": true, "ban del": true,
 	"maintenance on": true, "maintenance off": true,
 	"forward set": true, "forward clear": true,
+	"group add": true, "group del": true,
 }
 
 // recordChange writes a config-change record for a CLI command that
@@ -158,6 +159,10 @@ func snapshot(ctx context.Context, st *store.Store, args []string) any {
 	case "forward":
 		if fw, err := st.Forwards(ctx, arg); err == nil {
 			return fw
+		}
+	case "group":
+		if g, err := st.Group(ctx, arg); err == nil {
+			return g
 		}
 	case "maintenance":
 		v, _ := st.Setting(ctx, console.SettingMaintenance, "")

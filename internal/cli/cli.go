@@ -68,6 +68,10 @@ Commands:
   sekisho fleet join URL TOKEN [--name NAME]     join the vendor's centre (outbound only; pins its CA and bundle key)
   sekisho fleet status
   sekisho fleet leave
+  sekisho group add NUMBER --members EXT,EXT [--strategy ring-all|hunt] [--ring 20s]
+                         [--overflow GROUP] [--name NAME]   a ring group; a DID can ring it
+  sekisho group list
+  sekisho group del NUMBER
   sekisho forward set EXT --to NUMBER [--when always|busy|noanswer]
                          forward EXT's calls; refused with the toll gate's reasons when
                          EXT may not dial NUMBER (checked again on every forwarded call)
@@ -161,6 +165,8 @@ func run(args []string, env Env) error {
 		return maintenanceCmd(args[1:], env)
 	case "forward":
 		return forwardCmd(args[1:], env)
+	case "group":
+		return groupCmd(args[1:], env)
 	case "centre":
 		return centreCmd(args[1:], env)
 	case "fleet":

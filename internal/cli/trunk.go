@@ -232,7 +232,9 @@ func did(args []string, env Env) error {
 			return fmt.Errorf("%w: did number %q: digits only, optional leading +, as the carrier sends it", ErrUsage, pos[0])
 		}
 		if _, err := st.Extension(ctx, *ext); err != nil {
-			return fmt.Errorf("--ext %s: %w: create it first with `sekisho ext add %s`", *ext, err, *ext)
+			if _, gerr := st.Group(ctx, *ext); gerr != nil {
+				return fmt.Errorf("--ext %s: %w: create it first with `sekisho ext add %s` (or `sekisho group add %s`)", *ext, err, *ext, *ext)
+			}
 		}
 		if err := st.AddDID(ctx, store.DID{Number: pos[0], Extension: *ext}); err != nil {
 			return err

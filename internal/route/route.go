@@ -1,6 +1,7 @@
 // Package route is the route stage: it turns a canonical destination into
 // the places to ring: every registered contact of an extension (directly,
-// or through a DID), or the outbound trunk for a public number.
+// or through a DID), a ring group's members in rounds, or the outbound
+// trunk for a public number.
 package route
 
 import (
@@ -19,6 +20,7 @@ import (
 type Accounts interface {
 	Extension(ctx context.Context, number string) (store.Extension, error)
 	LookupDID(ctx context.Context, number string) (store.DID, error)
+	Group(ctx context.Context, number string) (store.Group, error)
 }
 
 // Trunks chooses the trunk for outbound calls.
@@ -74,10 +76,10 @@ func (s Stage) Run(ctx context.Context, a *chain.Attempt) chain.Verdict {
 }
 
 func (s Stage) extension(ctx context.Context, a *chain.Attempt, n string) chain.Verdict {
-	a.CalleeExt = ""
+	a.CalleeExt, a.Group, a.Ring, a.Next = "", "", 0, nil
 	if _, err := s.Accounts.Extension(ctx, n); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			return chain.Deny(404, "route: no extension "+n)
+			return s.group(ctx, a, n)
 		}
 		return chain.Deny(500, "route: extension lookup failed: "+err.Error())
 	}
@@ -90,4 +92,62 @@ func (s Stage) extension(ctx context.Context, a *chain.Attempt, n string) chain.
 		a.Targets = append(a.Targets, chain.Target{Extension: n, Contact: b.Contact, Transport: b.Transport, Source: b.Source})
 	}
 	return chain.Pass("route: " + n + " at " + strconv.Itoa(len(bs)) + " contact(s)")
+}
+
+// maxOverflow bounds a chain of overflow groups, which could otherwise
+// loop (A overflows to B, B to A).
+const maxOverflow = 4
+
+// group routes to ring group n: its members with a registered contact,
+// all in one round (ring-all) or one round each (hunt), each for the
+// group's ring time, then its overflow groups' rounds likewise.
+func (s Stage) group(ctx context.Context, a *chain.Attempt, n string) chain.Verdict {
+	g, err := s.Accounts.Group(ctx, n)
+	if errors.Is(err, store.ErrNotFound) {
+		return chain.Deny(404, "route: no extension or group "+n)
+	}
+	if err != nil {
+		return chain.Deny(500, "route: group lookup failed: "+err.Error())
+	}
+	a.Group = n
+	var rounds []chain.Round
+	seen := map[string]bool{}
+	for hop := 0; hop < maxOverflow && !seen[g.Number]; hop++ {
+		seen[g.Number] = true
+		rounds = append(rounds, s.groupRounds(g)...)
+		if g.Overflow == "" {
+			break
+		}
+		if g, err = s.Accounts.Group(ctx, g.Overflow); err != nil {
+			break // an overflow group deleted since: ring what there is
+		}
+	}
+	if len(rounds) == 0 {
+		return chain.Deny(480, "route: group "+n+" has no member with a registered contact")
+	}
+	a.Targets, a.Ring, a.Next = rounds[0].Targets, rounds[0].Ring, rounds[1:]
+	return chain.Pass("route: group " + n + " (" + g.Strategy + ") in " + strconv.Itoa(len(rounds)) + " round(s)")
+}
+
+func (s Stage) groupRounds(g store.Group) []chain.Round {
+	var rounds []chain.Round
+	var all []chain.Target
+	for _, m := range g.Members {
+		var ts []chain.Target
+		for _, b := range s.Locations.Lookup(m) {
+			ts = append(ts, chain.Target{Extension: m, Contact: b.Contact, Transport: b.Transport, Source: b.Source})
+		}
+		if len(ts) == 0 {
+			continue
+		}
+		if g.Strategy == store.Hunt {
+			rounds = append(rounds, chain.Round{Targets: ts, Ring: g.Ring})
+		} else {
+			all = append(all, ts...)
+		}
+	}
+	if len(all) > 0 {
+		rounds = append(rounds, chain.Round{Targets: all, Ring: g.Ring})
+	}
+	return rounds
 }

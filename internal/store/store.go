@@ -321,6 +321,23 @@ var migrations = []string{
 		created_at INTEGER NOT NULL,
 		PRIMARY KEY (ext, mode)
 	);`,
+	// 14: ring groups: a number that rings several extensions, all at
+	// once (ring-all) or one after another (hunt), for ring_ms each,
+	// then overflows to another group. Members go with their extension.
+	`CREATE TABLE ring_groups (
+		number     TEXT PRIMARY KEY,
+		name       TEXT NOT NULL DEFAULT '',
+		strategy   TEXT NOT NULL CHECK (strategy IN ('ring-all', 'hunt')),
+		ring_ms    INTEGER NOT NULL,
+		overflow   TEXT NOT NULL DEFAULT '',
+		created_at INTEGER NOT NULL
+	);
+	CREATE TABLE ring_group_members (
+		grp TEXT NOT NULL REFERENCES ring_groups(number) ON DELETE CASCADE,
+		ext TEXT NOT NULL REFERENCES extensions(number) ON DELETE CASCADE,
+		pos INTEGER NOT NULL,
+		PRIMARY KEY (grp, ext)
+	);`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

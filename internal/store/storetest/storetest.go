@@ -18,6 +18,7 @@ var ErrBroken = errors.New("storetest: store failure")
 type Accounts struct {
 	Exts   map[string]store.Extension
 	DIDs   map[string]store.DID
+	Groups map[string]store.Group
 	Broken string // a number whose lookups fail with ErrBroken
 }
 
@@ -38,4 +39,12 @@ func (a Accounts) LookupDID(_ context.Context, n string) (store.DID, error) {
 		return d, nil
 	}
 	return store.DID{}, store.ErrNotFound
+}
+
+// Group implements route.Accounts.
+func (a Accounts) Group(_ context.Context, n string) (store.Group, error) {
+	if g, ok := a.Groups[n]; ok {
+		return g, nil
+	}
+	return store.Group{}, store.ErrNotFound
 }
