@@ -1,6 +1,7 @@
-# lib.sh holds what bench/register.sh and bench/calls.sh share: building
-# and starting sekisho, creating extensions, running one SIPp load step and
-# turning its files into one row of a markdown table. It is sourced, never
+# lib.sh holds what the bench scripts (register.sh, calls.sh, flood.sh,
+# media.sh, run.sh) share: building and starting sekisho, creating
+# extensions, running one SIPp load step and turning its files into one row
+# of a markdown table, stopping what they started, and media.sh's steps. It is sourced, never
 # run; the caller sets `set -euo pipefail` and calls bench_init first.
 # Variables flow both ways between this file and its callers (sip_port,
 # duration and testdata, for instance), which shellcheck cannot see.
@@ -19,26 +20,23 @@ bench_init() {
 	: >"$results"
 	bg_pids=()
 	server_pid=
+	stop_pids=()
 	trap bench_cleanup EXIT
 	trap 'exit 130' INT TERM
 	clk_tck=$(getconf CLK_TCK)
 }
 
 # bench_cleanup stops every process this run started, by its own PID only,
-# and removes the temporary directory.
+# and removes the temporary directory: first the load generators (bg_pids),
+# then the servers (server_pid, and stop_pids for callers with more than one).
 bench_cleanup() {
 	local pid
 	for pid in "${bg_pids[@]}"; do
 		kill "$pid" 2>/dev/null || true
 	done
-	if [[ -n $server_pid ]] && kill -0 "$server_pid" 2>/dev/null; then
-		kill -TERM "$server_pid" 2>/dev/null || true
-		for _ in $(seq 50); do
-			kill -0 "$server_pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -KILL "$server_pid" 2>/dev/null || true
-	fi
+	for pid in "${stop_pids[@]}" $server_pid; do
+		stop_pid "$pid"
+	done
 	wait 2>/dev/null || true
 	if [[ ${KEEP_TMP:-0} == 1 ]]; then
 		echo "logs kept in $tmp" >&2
@@ -47,19 +45,49 @@ bench_cleanup() {
 	fi
 }
 
+# stop_pid PID stops one server this run started: SIGTERM, up to 5 s to
+# exit, then SIGKILL. Processes it forked (Kamailio's workers), listed by
+# PID before the signal, get the same SIGKILL if they outlive it and still
+# run the same program.
+stop_pid() {
+	local pid=$1 kids comm k
+	kill -0 "$pid" 2>/dev/null || return 0
+	kids=$(ps -o pid= --ppid "$pid" 2>/dev/null || true)
+	comm=$(cat "/proc/$pid/comm" 2>/dev/null || true)
+	kill -TERM "$pid" 2>/dev/null || true
+	for _ in $(seq 50); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null || true
+	for k in $kids; do
+		[[ $(cat "/proc/$k/comm" 2>/dev/null) == "$comm" ]] && kill -KILL "$k" 2>/dev/null
+	done
+	return 0
+}
+
 # say prints its arguments as one line, to the terminal and the results file.
 say() {
 	printf '%s\n' "$*" | tee -a "$results"
 }
 
-# need fails unless every named command is installed.
+# need fails unless every named command is installed, and says which
+# Debian package provides a missing one.
 need() {
-	local c
+	local c pkg
 	for c in "$@"; do
-		command -v "$c" >/dev/null || {
-			echo "bench: $c is not installed" >&2
-			exit 2
-		}
+		command -v "$c" >/dev/null && continue
+		case $c in
+		sipp) pkg=sip-tester ;;
+		kamailio) pkg=kamailio ;;
+		ss) pkg=iproute2 ;;
+		awk) pkg=gawk ;;
+		go) pkg=golang-go ;;
+		ps) pkg=procps ;;
+		*) pkg=$c ;;
+		esac
+		echo "bench: $c is not installed (Debian: apt-get install $pkg)" >&2
+		exit 2
 	done
 }
 
@@ -107,16 +135,21 @@ add_ext() {
 	printf '%s' "$pw"
 }
 
-# port_free reports whether nothing listens on 127.0.0.0/8 UDP or TCP PORT.
+# port_free PORT [IP] reports whether nothing listens on UDP or TCP PORT:
+# on any address, or with IP on that address or the wildcard.
 port_free() {
-	[[ -z $(ss -Hlnut "sport = :$1" 2>/dev/null) ]]
+	[[ -z $(ss -Hlnut "sport = :$1" 2>/dev/null | awk -v ip="${2:-}" '
+		ip == "" || $5 ~ "^(" ip "|0\\.0\\.0\\.0|\\*|\\[::\\]):"') ]]
 }
 
-# start_sekisho starts the server on 127.0.0.1:$sip_port and waits until it
-# says it is ready, or (at log levels that hide that line) until its UDP
-# port is bound; it sets server_pid. --grace 1s keeps the final stop short.
+# start_sekisho starts the server on ${sip_ip:-127.0.0.1}:$sip_port, with
+# the data directory $data, the extra flags in the array sekisho_args (if
+# set) and its log in ${server_log:-$tmp/server.log}, and waits until it says
+# it is ready, or (at log levels that hide that line) until its UDP port is
+# bound; it sets server_pid. --grace 1s keeps the final stop short.
 start_sekisho() {
-	if ! port_free "$sip_port"; then
+	local ip=${sip_ip:-127.0.0.1} log=${server_log:-$tmp/server.log}
+	if ! port_free "$sip_port" "$ip"; then
 		echo "bench: port $sip_port is in use; set SIP_PORT" >&2
 		exit 1
 	fi
@@ -124,25 +157,25 @@ start_sekisho() {
 	# address, far past what one real phone sends; the per-source limit
 	# (50/s by default) would measure the guard, not the PBX.
 	"$tmp/sekisho" serve --data "$data" \
-		--sip-udp "127.0.0.1:$sip_port" --sip-tcp "127.0.0.1:$sip_port" --sip-tls "" --console "" --vpn-listen "" \
+		--sip-udp "$ip:$sip_port" --sip-tcp "$ip:$sip_port" --sip-tls "" --console "" --vpn-listen "" \
 		--source-rate "${SOURCE_RATE:-1000000}" \
-		--grace 1s --log-level "${LOG_LEVEL:-info}" >"$tmp/server.log" 2>&1 &
+		--grace 1s --log-level "${LOG_LEVEL:-info}" ${sekisho_args[@]+"${sekisho_args[@]}"} >"$log" 2>&1 &
 	server_pid=$!
 	for _ in $(seq 200); do
-		grep -q 'sekisho ready' "$tmp/server.log" && return 0
-		if ! port_free "$sip_port"; then
+		grep -q 'sekisho ready' "$log" && return 0
+		if ! port_free "$sip_port" "$ip"; then
 			sleep 0.2
 			return 0
 		fi
 		if ! kill -0 "$server_pid" 2>/dev/null; then
 			echo "bench: sekisho exited at start:" >&2
-			cat "$tmp/server.log" >&2
+			cat "$log" >&2
 			exit 1
 		fi
 		sleep 0.1
 	done
 	echo "bench: sekisho not ready after 20 s:" >&2
-	cat "$tmp/server.log" >&2
+	cat "$log" >&2
 	exit 1
 }
 
@@ -208,7 +241,7 @@ run_step() {
 	t0=$(date +%s.%N)
 	# SIPp writes the -trace_rtt file into its working directory. -timeout
 	# bounds the step even if SIPp cannot reach the target rate.
-	(cd "$dir" && sipp "127.0.0.1:$sip_port" -sf "$scenario" \
+	(cd "$dir" && sipp "${sip_ip:-127.0.0.1}:$sip_port" -sf "$scenario" \
 		-r "$rate" -rp 1000 -m "$count" -i "$lip" -p "$lport" \
 		-buff_size 4194304 -max_socket 1024 -nostdin \
 		-recv_timeout "${RECV_TIMEOUT_MS:-5000}" -timeout "$((duration * 2 + 20))s" \
@@ -252,4 +285,45 @@ run_step() {
 	cpu_pct=$(awk -v s="$cpu_s" -v w="$wall" 'BEGIN {printf "%.0f", 100 * s / w}')
 	step_fail_pct=$(awk -v f="$failed" -v ok="$ok" 'BEGIN {t = f + ok; printf "%.2f", (t > 0 ? 100 * f / t : 100)}')
 	say "| $rate | $created | $ok | $step_fail_pct | $achieved | $p50 | $p99 | $retrans | $timeouts | $per_k | $cpu_pct | $(peak_rss_mib "$server_pid") |"
+}
+
+# media_steps runs $tmp/mediaload once per call count in $calls_list, each
+# for $duration seconds with $pps packets of $payload bytes per phone and the
+# relay's ports in $ports (plus the flags in the array mediaload_args, if
+# set), and prints one table row per step. It stops after a step that lost
+# $stop_loss % or more, had a p99 jitter of $stop_jitter ms or more, or whose
+# phones sent less than $stop_sent % of their packets, resting $settle s
+# between steps. It sets media_max_calls (the largest clean call count, 0
+# if none), media_max_row (that step's row) and media_stop (why it stopped,
+# empty if every step was clean).
+media_steps() {
+	local calls row loss sent_pct p99
+	media_max_calls=0 media_max_row='' media_stop=''
+	"$tmp/mediaload" -header | while IFS= read -r line; do say "$line"; done
+	for calls in $calls_list; do
+		# Bounded: the run ends by itself after DURATION plus a short
+		# drain; timeout is the backstop.
+		row=$(timeout $((duration * 2 + 60)) "$tmp/mediaload" -row -calls "$calls" \
+			-duration "${duration}s" -pps "$pps" -payload "$payload" -ports "$ports" \
+			${mediaload_args[@]+"${mediaload_args[@]}"}) || {
+			say "| $calls | step failed (mediaload exit status $?) | | | | | | | | | |"
+			media_stop="$calls calls: mediaload failed"
+			break
+		}
+		say "$row"
+		# Columns: 5 loss %, 6 sent of target %, 10 jitter p99 ms.
+		read -r loss sent_pct p99 < <(printf '%s\n' "$row" | awk -F'|' '{gsub(/ /, ""); print $5, $6, $10}')
+		media_stop=$(awk -v l="$loss" -v s="$sent_pct" -v j="$p99" \
+			-v ml="$stop_loss" -v ms="$stop_sent" -v mj="$stop_jitter" 'BEGIN {
+				if (l + 0 >= ml + 0) printf "lost %s %% (limit %s %%)", l, ml
+				else if (j + 0 >= mj + 0) printf "p99 jitter %s ms (limit %s ms): the machine is saturated", j, mj
+				else if (s + 0 < ms + 0) printf "the phones sent only %s %% of their packets (limit %s %%): the machine is saturated", s, ms
+			}')
+		if [[ -n $media_stop ]]; then
+			media_stop="$calls calls: $media_stop"
+			break
+		fi
+		media_max_calls=$calls media_max_row=$row
+		sleep "$settle"
+	done
 }

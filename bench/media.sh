@@ -46,31 +46,10 @@ say ""
 say "Each call: two phones send ${payload}-byte-payload RTP at ${pps} packets/s each, through one relay session, for ${duration} s per step."
 say "Relay, phones and measurement share one process, so the CPU figures include the phones' sending and receiving."
 say ""
-"$tmp/mediaload" -header | while IFS= read -r line; do say "$line"; done
-
-for calls in $calls_list; do
-	# Bounded: the run ends by itself after DURATION plus a short drain;
-	# timeout is the backstop.
-	row=$(timeout $((duration * 2 + 60)) "$tmp/mediaload" -row -calls "$calls" \
-		-duration "${duration}s" -pps "$pps" -payload "$payload" -ports "$ports") || {
-		say "| $calls | step failed (mediaload exit status $?) | | | | | | | | | |"
-		break
-	}
-	say "$row"
-	# Columns: 5 loss %, 6 sent of target %, 10 jitter p99 ms.
-	read -r loss sent_pct p99 < <(printf '%s\n' "$row" | awk -F'|' '{gsub(/ /, ""); print $5, $6, $10}')
-	why=$(awk -v l="$loss" -v s="$sent_pct" -v j="$p99" \
-		-v ml="$stop_loss" -v ms="$stop_sent" -v mj="$stop_jitter" 'BEGIN {
-			if (l + 0 >= ml + 0) printf "lost %s %% (limit %s %%)", l, ml
-			else if (j + 0 >= mj + 0) printf "p99 jitter %s ms (limit %s ms): the machine is saturated", j, mj
-			else if (s + 0 < ms + 0) printf "the phones sent only %s %% of their packets (limit %s %%): the machine is saturated", s, ms
-		}')
-	if [[ -n $why ]]; then
-		say ""
-		say "Stopped after $calls calls: $why."
-		break
-	fi
-	sleep "$settle"
-done
+media_steps
+if [[ -n $media_stop ]]; then
+	say ""
+	say "Stopped after $media_stop."
+fi
 say ""
 say "Report written to ${results#"$repo_root"/}"

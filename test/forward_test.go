@@ -89,6 +89,32 @@ func TestForward(t *testing.T) {
 		}
 	})
 
+	t.Run("feature_codes", func(t *testing.T) {
+		dial := func(code, scenario string, sets map[string]string) *sippResult {
+			return runSIPp(t, sippSpec{Name: "code", Scenario: scenario, Target: p.SIPAddr(), IP: callerIP,
+				Service: code, Rows: [][]string{{"201", pw201}}, Sets: sets, PauseMS: 300})
+		}
+		if r := dial("*7200312345678", "uac_call_wait_bye.xml", nil); !r.ok(1) {
+			t.Fatalf("*72 with a domestic number: want answered and hung up\n%s\n%s", r.summary(), r.report())
+		}
+		if fw := string(p.run(t, "forward", "list", "201", "--json")); !strings.Contains(fw, `"to": "00312345678"`) || !strings.Contains(fw, `"always"`) {
+			t.Fatalf("*72 set nothing: %s", fw)
+		}
+		// A hijacked phone forwarding itself abroad: 403, nothing stored.
+		if r := dial("*72001023276123456", "uac_reject.xml", map[string]string{"want": "403"}); !r.ok(1) {
+			t.Fatalf("*72 abroad: want 403\n%s\n%s", r.summary(), r.report())
+		}
+		if fw := string(p.run(t, "forward", "list", "201", "--json")); strings.Contains(fw, "232") {
+			t.Fatalf("a refused feature code stored a forward: %s", fw)
+		}
+		if r := dial("*73", "uac_call_wait_bye.xml", nil); !r.ok(1) {
+			t.Fatalf("*73: %s\n%s", r.summary(), r.report())
+		}
+		if fw := string(p.run(t, "forward", "list", "201", "--json")); strings.Contains(fw, "00312345678") {
+			t.Fatalf("*73 cleared nothing: %s", fw)
+		}
+	})
+
 	t.Run("decided_again_per_call", func(t *testing.T) {
 		// Allowed when set (202 may call Sierra Leone then)...
 		p.run(t, "profile", "add", "abroad", "--class", "international", "--countries", "SL")

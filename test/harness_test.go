@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -75,24 +76,55 @@ func requireTool(t *testing.T, name string) string {
 // the server's bind.
 func freePort(t *testing.T, ip string) int {
 	t.Helper()
-	lo, hi := 20001, ephemeralLow()-1
-	for range 200 {
+	return freePorts(t, ip, 1)
+}
+
+// handedOut holds every port freePorts has returned in this test binary:
+// a port is free when checked and taken only later (by the process the
+// test starts), so without this two tests running side by side could be
+// handed the same one in between.
+var handedOut sync.Map // int -> struct{}
+
+// freePorts returns the first of n consecutive ports, each free for TCP
+// and UDP on ip and never handed out before, clear of the kernel's
+// ephemeral range and of the PBX's RTP range (10000-20000). SIPp's -mp
+// takes four (RTP and RTCP, audio and video).
+func freePorts(t *testing.T, ip string, n int) int {
+	t.Helper()
+	lo, hi := 20001, ephemeralLow()-n
+	for range 500 {
 		port := 0 // the kernel's choice, when no range is below the ephemeral one
 		if hi-lo > 1000 {
 			port = lo + rand.IntN(hi-lo)
 		}
-		l, err := net.Listen("tcp", net.JoinHostPort(ip, fmt.Sprint(port)))
-		if err != nil {
-			continue
+		ok := true
+		var held []io.Closer
+		for i := 0; i < n && ok; i++ {
+			l, err := net.Listen("tcp", net.JoinHostPort(ip, fmt.Sprint(port+i)))
+			if err != nil {
+				ok = false
+				break
+			}
+			if port == 0 {
+				port = l.Addr().(*net.TCPAddr).Port
+			}
+			held = append(held, l)
+			u, err := net.ListenPacket("udp", net.JoinHostPort(ip, fmt.Sprint(port+i)))
+			if err != nil {
+				ok = false
+				break
+			}
+			held = append(held, u)
+			if _, taken := handedOut.LoadOrStore(port+i, struct{}{}); taken {
+				ok = false
+			}
 		}
-		port = l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenPacket("udp", net.JoinHostPort(ip, fmt.Sprint(port)))
-		l.Close()
-		if err != nil {
-			continue
+		for _, c := range held {
+			c.Close()
 		}
-		u.Close()
-		return port
+		if ok {
+			return port
+		}
 	}
 	t.Fatal("no free port")
 	return 0

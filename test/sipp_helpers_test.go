@@ -117,7 +117,7 @@ func startSIPp(t *testing.T, s sippSpec) *sippProc {
 	args = append(args,
 		"-sf", scenario,
 		"-i", s.IP, "-p", strconv.Itoa(s.Port),
-		"-mp", strconv.Itoa(freePort(t, s.IP)),
+		"-mp", strconv.Itoa(freePorts(t, s.IP, 4)),
 		"-m", strconv.Itoa(s.Calls),
 		"-nostdin",
 		"-buff_size", "4194304",

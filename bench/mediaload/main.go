@@ -6,7 +6,10 @@
 // the jitter the path added, and the CPU the process used.
 //
 // Everything stays on loopback, and every loop is bounded in time: the
-// senders stop after -duration, the receivers after a fixed drain.
+// senders stop after -duration, the receivers after a fixed drain. The
+// addresses can be moved (-relay-ip, -caller-ip, -callee-ip) and the phones
+// given fixed ports (-phone-port), so that a run keeps to an address and
+// port range of its own (bench/run.sh does).
 //
 // The CPU figure is the whole process (getrusage: user + system), so it
 // includes the fake phones, which make as many system calls as the relay
@@ -41,6 +44,7 @@ import (
 	"github.com/sekisho/sekisho/internal/media"
 )
 
+// The relay's and the phones' loopback addresses; flags may change them.
 var (
 	relayIP  = netip.MustParseAddr("127.0.0.1")
 	callerIP = netip.MustParseAddr("127.0.0.2")
@@ -58,7 +62,11 @@ type options struct {
 	payload  int
 	portMin  int
 	portMax  int
-	row      bool
+	// phonePort, when not 0, is the first of -calls consecutive ports the
+	// phones bind (call i's phones on port phonePort+i of the caller and
+	// callee addresses); 0 lets the system choose.
+	phonePort int
+	row       bool
 }
 
 func main() {
@@ -77,7 +85,11 @@ func run(args []string, out io.Writer) error {
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "how long the phones send")
 	fs.IntVar(&o.pps, "pps", 50, "packets per second each phone sends (50 = 20 ms)")
 	fs.IntVar(&o.payload, "payload", 160, "RTP payload bytes (160 = 20 ms of G.711; packets are 12 bytes more)")
-	fs.StringVar(&ports, "ports", "20000-29999", "relay port range MIN-MAX on 127.0.0.1 (4 ports per call)")
+	fs.StringVar(&ports, "ports", "20000-29999", "relay port range MIN-MAX on -relay-ip (4 ports per call)")
+	fs.IntVar(&o.phonePort, "phone-port", 0, "first of -calls consecutive ports the phones bind on their addresses (0: any free port)")
+	addrFlag(fs, &relayIP, "relay-ip", "loopback address the relay binds")
+	addrFlag(fs, &callerIP, "caller-ip", "loopback address of the calling phones")
+	addrFlag(fs, &calleeIP, "callee-ip", "loopback address of the called phones")
 	fs.BoolVar(&o.row, "row", false, "print one markdown table row instead of a report")
 	fs.BoolVar(&header, "header", false, "print the markdown table header and exit")
 	if err := fs.Parse(args); err != nil {
@@ -102,6 +114,8 @@ func run(args []string, out io.Writer) error {
 		return fmt.Errorf("-pps %d: want 1 to 1000", o.pps)
 	case o.payload < 8 || o.payload > 1400:
 		return fmt.Errorf("-payload %d: want 8 (the send timestamp) to 1400", o.payload)
+	case o.phonePort != 0 && (o.phonePort < 1024 || o.phonePort+o.calls-1 > 65535):
+		return fmt.Errorf("-phone-port %d: want 1024 to %d for %d calls", o.phonePort, 65536-o.calls, o.calls)
 	case (o.portMax-o.portMin+1)/4 < o.calls:
 		return fmt.Errorf("-ports %s holds %d calls, fewer than -calls %d", ports, (o.portMax-o.portMin+1)/4, o.calls)
 	}
@@ -115,6 +129,18 @@ func run(args []string, out io.Writer) error {
 		res.report(out)
 	}
 	return nil
+}
+
+// addrFlag defines flag NAME, which sets *addr to an IPv4 loopback address.
+func addrFlag(fs *flag.FlagSet, addr *netip.Addr, name, usage string) {
+	fs.Func(name, usage+" (default "+addr.String()+")", func(v string) error {
+		a, err := netip.ParseAddr(v)
+		if err != nil || !a.Is4() || !a.IsLoopback() {
+			return errors.New("want an IPv4 loopback address such as 127.0.0.2")
+		}
+		*addr = a
+		return nil
+	})
 }
 
 // phone is one fake phone: it sends to its side of a session and receives
@@ -169,8 +195,12 @@ func load(o options) (*result, error) {
 		}
 		sessions = append(sessions, s)
 		var pp [2]*phone
+		port := 0
+		if o.phonePort != 0 {
+			port = o.phonePort + len(phones)
+		}
 		for side, ip := range []netip.Addr{callerIP, calleeIP} {
-			c, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, 0)))
+			c, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, uint16(port))))
 			if err != nil {
 				return nil, err
 			}

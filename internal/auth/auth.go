@@ -96,15 +96,18 @@ func (a *Authenticator) allowed(e store.Extension, r Request) string {
 }
 
 // Check verifies r's credentials and returns the digest result. A store
-// failure is reported as a failed check (fail closed), never as success.
+// failure is reported as Unavailable (fail closed: 503), never as success
+// and never to OnFailure.
 // A source the extension may not come from fails exactly like a wrong
 // password: nothing on the wire tells the two apart.
 func (a *Authenticator) Check(ctx context.Context, r Request) digest.Result {
 	blocked := ""
+	var lookupErr error
 	res := a.verifier.Check(r.Method, r.Header, func(user string) (digest.Secret, bool) {
 		e, err := a.accounts.Extension(ctx, user)
 		if err != nil {
 			if !errors.Is(err, store.ErrNotFound) {
+				lookupErr = err
 				a.log.Error("auth: extension lookup failed", "user", user, "err", err)
 			}
 			return digest.Secret{}, false
@@ -120,6 +123,12 @@ func (a *Authenticator) Check(ctx context.Context, r Request) digest.Result {
 	})
 	if blocked != "" && res.Outcome == digest.Failed {
 		res.Reason = "auth: " + blocked
+	}
+	if lookupErr != nil && res.Outcome == digest.Failed {
+		// Fail closed, but blame nobody: a store too slow to answer (an
+		// attacker's flood can make it so) must not turn the office's own
+		// phones into "failed guesses" and get them banned.
+		res.Outcome, res.Reason = digest.Unavailable, "auth: account lookup failed: "+lookupErr.Error()
 	}
 	if res.Outcome == digest.Failed && a.cfg.OnFailure != nil {
 		a.cfg.OnFailure(ctx, r.Source, res.User, res.Reason)
@@ -140,6 +149,8 @@ func (a *Authenticator) Verdict(r digest.Result) chain.Verdict {
 		return chain.Pass("auth: " + r.User + " authenticated")
 	case digest.Stale:
 		return chain.Verdict{Action: chain.Challenge, Reason: r.Reason, Stale: true, Challenges: a.Challenges(true)}
+	case digest.Unavailable:
+		return chain.Deny(503, r.Reason)
 	default:
 		return chain.Verdict{Action: chain.Challenge, Reason: r.Reason, Challenges: a.Challenges(false)}
 	}

@@ -30,7 +30,7 @@ func TestStage(t *testing.T) {
 	}
 	remote := ext("210", "sekisho")
 	remote.Networks = "203.0.113.0/24"
-	acc := storetest.Accounts{Exts: map[string]store.Extension{"201": ext("201", "sekisho"), "209": ext("209", "old-realm"), "210": remote}}
+	acc := storetest.Accounts{Exts: map[string]store.Extension{"201": ext("201", "sekisho"), "209": ext("209", "old-realm"), "210": remote}, Broken: "211"}
 	var failures []string
 	a := New(v, acc, Config{
 		PhoneNetworks: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, TLSOutside: true,
@@ -62,6 +62,9 @@ func TestStage(t *testing.T) {
 		// Authenticated as 201 but claiming to be 202 in From.
 		{"caller id spoof", "202", answer("201"), chain.Reject, "", "", false},
 		{"hash for another realm never verifies", "209", answer("209"), chain.Challenge, "", "", false},
+		// The store cannot answer (overloaded): 503, and not a failed
+		// guess, so a flood cannot get the office's own phones banned.
+		{"store unavailable", "211", answer("211"), chain.Reject, "", "", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -73,6 +76,9 @@ func TestStage(t *testing.T) {
 			got := Stage{A: a}.Run(context.Background(), at)
 			if got.Action != tt.action || at.Caller != tt.caller {
 				t.Fatalf("%v caller %q (%s), want %v caller %q", got.Action, at.Caller, got.Reason, tt.action, tt.caller)
+			}
+			if tt.name == "store unavailable" && got.Status != 503 {
+				t.Fatalf("store unavailable: status %d, want 503", got.Status)
 			}
 			if got.Action == chain.Challenge && (len(got.Challenges) == 0 || !strings.Contains(got.Challenges[0], `qop="auth"`)) {
 				t.Fatalf("challenge without qop=auth: %v", got.Challenges)

@@ -83,7 +83,8 @@ type B2BUA struct {
 	closing atomic.Bool
 
 	mu      sync.Mutex
-	legs    map[string]*leg // dialog key -> leg, both legs of every call; guarded by mu
+	legs    map[string]*leg                       // dialog key -> leg, both legs of every call; guarded by mu
+	ends    map[string]*sipgo.DialogServerSession // dialogs the PBX answered itself; guarded by mu
 	calls   map[*Call]struct{}
 	ringing map[*ringing]struct{} // attempts not yet answered; guarded by mu
 	idle    chan struct{}         // closed when calls becomes empty while closing; guarded by mu
@@ -124,6 +125,7 @@ func New(cfg Config) *B2BUA {
 		uaA:     &sipgo.DialogUA{Client: cfg.Client, ContactHDR: contact, RewriteContact: true},
 		uaB:     &sipgo.DialogUA{Client: cfg.Client, ContactHDR: contact},
 		legs:    make(map[string]*leg),
+		ends:    make(map[string]*sipgo.DialogServerSession),
 		calls:   make(map[*Call]struct{}),
 		ringing: make(map[*ringing]struct{}),
 	}
@@ -675,4 +677,56 @@ func callerStatus(code int, trunkLeg bool) int {
 // respond sends a bodiless final response with the standard reason phrase.
 func respond(tx sip.ServerTransaction, req *sip.Request, code int) {
 	tx.Respond(response.New(req, code))
+}
+
+// AnswerAndEnd answers an INVITE itself, with an inactive stream of the
+// caller's first offered format (no media flows), and hangs up after
+// hold: the answer to a feature code that was carried out.
+func (b *B2BUA) AnswerAndEnd(req *sip.Request, tx sip.ServerTransaction, hold time.Duration) {
+	as, err := b.uaA.ReadInvite(req, tx)
+	if err != nil {
+		respond(tx, req, 400)
+		return
+	}
+	format := "0"
+	for _, line := range strings.Split(string(req.Body()), "\n") {
+		if f := strings.Fields(strings.TrimSpace(line)); len(f) > 3 && f[0] == "m=audio" {
+			format = f[3]
+			break
+		}
+	}
+	host := b.cfg.Host
+	if b.cfg.MediaAddr.IsValid() {
+		host = b.cfg.MediaAddr.String()
+	}
+	ipv := "IP4"
+	if strings.Contains(host, ":") {
+		ipv = "IP6"
+	}
+	sdp := "v=0\r\no=sekisho 1 1 IN " + ipv + " " + host + "\r\ns=-\r\nc=IN " + ipv + " " + host + "\r\nt=0 0\r\n" +
+		"m=audio 9 RTP/AVP " + format + "\r\na=inactive\r\n"
+	// Known by its dialog key until it ends, so that the phone's ACK (and
+	// a BYE of its own) find it.
+	local, _ := as.InviteRequest.To().Params.Get("tag")
+	remote, _ := as.InviteRequest.From().Params.Get("tag")
+	key := dialogKey(req.CallID().Value(), local, remote)
+	b.mu.Lock()
+	b.ends[key] = as
+	b.mu.Unlock()
+	context.AfterFunc(as.Context(), func() {
+		b.mu.Lock()
+		delete(b.ends, key)
+		b.mu.Unlock()
+	})
+	if err := as.RespondSDP([]byte(sdp)); err != nil {
+		as.Close()
+		return
+	}
+	go func() {
+		time.Sleep(hold)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		as.Bye(ctx)
+		as.Close()
+	}()
 }

@@ -74,6 +74,22 @@ func (b *B2BUA) HandleInDialog(req *sip.Request, tx sip.ServerTransaction) {
 		l = b.legs[key]
 		b.mu.Unlock()
 	}
+	if l == nil && ok {
+		b.mu.Lock()
+		as := b.ends[key]
+		b.mu.Unlock()
+		if as != nil {
+			switch req.Method {
+			case sip.ACK:
+				as.ReadAck(req, tx)
+			case sip.BYE:
+				as.ReadBye(req, tx)
+			default:
+				tx.Respond(response.New(req, 481))
+			}
+			return
+		}
+	}
 	if l == nil {
 		if !req.IsAck() {
 			// RFC 3261 12.2.2: a request for a dialog we do not know.

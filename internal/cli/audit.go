@@ -41,10 +41,24 @@ func recordChange(args []string, before any) error {
 	if len(args) < 2 || !mutating[args[0]+" "+args[1]] {
 		return nil
 	}
-	return onChangeStore(args, func(ctx context.Context, st *store.Store) error {
-		return appendChange(ctx, st, args, before)
-	})
+	// The change is made: its record must be written too. A server busy
+	// writing under a flood can hold the log's lock past one attempt's
+	// timeout, so keep trying for two minutes before reporting it lost.
+	deadline := time.Now().Add(recordFor)
+	for {
+		err := onChangeStore(args, func(ctx context.Context, st *store.Store) error {
+			return appendChange(ctx, st, args, before)
+		})
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 }
+
+// recordFor bounds how long a command keeps trying to write the record
+// of the change it made.
+const recordFor = 2 * time.Minute
 
 func appendChange(ctx context.Context, st *store.Store, args []string, before any) error {
 	who := "unknown"

@@ -39,6 +39,10 @@ const (
 	Failed
 	// OK: authenticated.
 	OK
+	// Unavailable: the account could not be read (the store is
+	// overloaded or failing). Set by the caller of Check, which alone
+	// knows; answered 503, and never counted as a failed guess.
+	Unavailable
 )
 
 // Result is the verdict of Check with a stable reason for the evidence log.

@@ -296,6 +296,9 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		Dialled:    dialled(req.Recipient),
 		AuthHeader: headerValue(req, "Proxy-Authorization"),
 	}
+	if s.feature(req, tx, a) {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	v := s.chain.Run(ctx, a)
