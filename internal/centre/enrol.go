@@ -30,8 +30,16 @@ func NewToken(ctx context.Context, st *Store, k *Keys, group string, valid time.
 	}
 	group = cleanText(group, 64) // as Push has it, so the two match
 	secret := make([]byte, tokenSecretSize)
-	if _, err := rand.Read(secret); err != nil {
-		return "", time.Time{}, fmt.Errorf("centre: token: %w", err)
+	// Drawn again while it would start with "-" (first six bits 62 in
+	// base64url): `sekisho fleet join URL -xyz...` would read the token as
+	// a flag. One token in 64 did.
+	for {
+		if _, err := rand.Read(secret); err != nil {
+			return "", time.Time{}, fmt.Errorf("centre: token: %w", err)
+		}
+		if secret[0]>>2 != 62 {
+			break
+		}
 	}
 	now := time.Now()
 	expires = now.Add(valid)

@@ -126,3 +126,22 @@ func TestIssueUnitIgnoresRequestedNames(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestTokenNeverAFlag: a token never starts with "-", which the CLI
+// would take for a flag.
+func TestTokenNeverAFlag(t *testing.T) {
+	st, err := OpenStore(t.Context(), t.TempDir(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	keys, err := LoadKeys(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 300 {
+		if tok, _, err := NewToken(t.Context(), st, keys, "", time.Hour); err != nil || strings.HasPrefix(tok, "-") {
+			t.Fatalf("token %q starts with a dash", tok)
+		}
+	}
+}

@@ -103,9 +103,9 @@ func snapshotBefore(args []string) any {
 
 // onChangeStore runs fn on the store a command's --data names.
 func onChangeStore(args []string, fn func(context.Context, *store.Store) error) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), cliBusy+10*time.Second)
 	defer cancel()
-	st, err := store.Open(ctx, findData(args))
+	st, err := openStore(ctx, findData(args))
 	if err != nil {
 		return err
 	}

@@ -63,7 +63,7 @@ func cdrCmd(args []string, env Env) error {
 		return fmt.Errorf("%w: --limit must be positive", ErrUsage)
 	}
 	ctx := context.Background()
-	st, err := store.Open(ctx, c.data)
+	st, err := openStore(ctx, c.data)
 	if err != nil {
 		return err
 	}

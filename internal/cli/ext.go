@@ -16,9 +16,13 @@ import (
 	"github.com/sekisho/sekisho/internal/tollgate"
 )
 
+// openStore opens the store a command works on; its writes wait up to
+// cliBusy for a busy server's lock.
 func openStore(ctx context.Context, dir string) (*store.Store, error) {
-	return store.Open(ctx, dir)
+	return store.OpenWaiting(ctx, dir, cliBusy)
 }
+
+const cliBusy = time.Minute
 
 type extJSON struct {
 	Number    string `json:"number"`

@@ -86,7 +86,7 @@ func trunk(args []string, env Env) error {
 		if len(pos) != 1 {
 			return fmt.Errorf("%w: trunk del takes one NAME", ErrUsage)
 		}
-		st, err := store.Open(ctx, c.data)
+		st, err := openStore(ctx, c.data)
 		if err != nil {
 			return err
 		}
@@ -133,7 +133,7 @@ func checkTrunk(t store.Trunk, pwFile string) error {
 }
 
 func trunkAdd(ctx context.Context, env Env, c common, t store.Trunk, pwFile string) error {
-	st, err := store.Open(ctx, c.data)
+	st, err := openStore(ctx, c.data)
 	if err != nil {
 		return err
 	}
@@ -174,7 +174,7 @@ func toTrunkJSON(t store.Trunk) trunkJSON {
 }
 
 func trunkList(ctx context.Context, env Env, c common) error {
-	st, err := store.Open(ctx, c.data)
+	st, err := openStore(ctx, c.data)
 	if err != nil {
 		return err
 	}
@@ -218,7 +218,7 @@ func did(args []string, env Env) error {
 	if err != nil {
 		return err
 	}
-	st, err := store.Open(ctx, c.data)
+	st, err := openStore(ctx, c.data)
 	if err != nil {
 		return err
 	}

@@ -44,6 +44,14 @@ type Store struct {
 // Open opens (creating on first use) the store in dir. The directory is
 // created with mode 0700: it holds digest hashes and, later, keys.
 func Open(ctx context.Context, dir string) (*Store, error) {
+	return OpenWaiting(ctx, dir, 10*time.Second)
+}
+
+// OpenWaiting is Open with busy: how long a write waits for the
+// database's lock. The server keeps 10 s; the CLI waits a minute, since
+// a server writing its evidence under a flood can hold the lock in turn
+// for long stretches, and a person's change must not fail for that.
+func OpenWaiting(ctx context.Context, dir string, busy time.Duration) (*Store, error) {
 	if dir == "" {
 		return nil, errors.New("store: empty data directory (set --data or SEKISHO_DATA)")
 	}
@@ -55,7 +63,7 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 	// ignores other spellings, and then WAL would quietly be off.
 	q := url.Values{}
 	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busy.Milliseconds()))
 	// FULL: a call record that was reported written survives power loss.
 	q.Add("_pragma", "synchronous(FULL)")
 	q.Add("_pragma", "foreign_keys(ON)")
