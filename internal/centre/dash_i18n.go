@@ -2,33 +2,20 @@ package centre
 
 import (
 	"net/http"
-	"strings"
+
+	"github.com/sekisho/sekisho/internal/console"
 )
 
-// The dashboard's languages, as the unit console's: Japanese and
+// The dashboard's languages are the unit console's: Japanese and
 // English, by the browser's Accept-Language unless the operator picked
 // one with the switch (the same cookie as the console's).
 const (
-	langJA     = "ja"
-	langEN     = "en"
-	langCookie = "sekisho_lang"
+	langJA     = console.LangJA
+	langEN     = console.LangEN
+	langCookie = console.LangCookie
 )
 
-func dashLangOf(r *http.Request) string {
-	if c, err := r.Cookie(langCookie); err == nil && (c.Value == langJA || c.Value == langEN) {
-		return c.Value
-	}
-	for _, part := range strings.Split(r.Header.Get("Accept-Language"), ",") {
-		tag, _, _ := strings.Cut(strings.TrimSpace(part), ";")
-		switch strings.ToLower(strings.SplitN(tag, "-", 2)[0]) {
-		case langJA:
-			return langJA
-		case langEN:
-			return langEN
-		}
-	}
-	return langEN
-}
+func dashLangOf(r *http.Request) string { return console.LangOf(r) }
 
 // dashWords are the dashboard's texts: key -> {English, Japanese}. A key
 // missing here shows as itself, which a test catches. Read only.
@@ -169,13 +156,4 @@ var dashWords = map[string][2]string{
 	"back":               {"Back to the fleet", "フリートに戻る"},
 }
 
-func dashTranslate(lang, key string) string {
-	w, ok := dashWords[key]
-	if !ok {
-		return key
-	}
-	if lang == langJA {
-		return w[1]
-	}
-	return w[0]
-}
+func dashTranslate(lang, key string) string { return console.Translate(dashWords, lang, key) }

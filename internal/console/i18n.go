@@ -7,27 +7,28 @@ import (
 
 // Languages of the pages: Japanese and English, chosen by the browser's
 // Accept-Language unless the person picked one with the switch (a cookie).
+// The centre's dashboard uses the same.
 const (
-	langJA     = "ja"
-	langEN     = "en"
-	langCookie = "sekisho_lang"
+	LangJA     = "ja"
+	LangEN     = "en"
+	LangCookie = "sekisho_lang"
 )
 
-// langOf picks the page language for r.
-func langOf(r *http.Request) string {
-	if c, err := r.Cookie(langCookie); err == nil && (c.Value == langJA || c.Value == langEN) {
+// LangOf picks the page language for r.
+func LangOf(r *http.Request) string {
+	if c, err := r.Cookie(LangCookie); err == nil && (c.Value == LangJA || c.Value == LangEN) {
 		return c.Value
 	}
 	for _, part := range strings.Split(r.Header.Get("Accept-Language"), ",") {
 		tag, _, _ := strings.Cut(strings.TrimSpace(part), ";")
 		switch strings.ToLower(strings.SplitN(tag, "-", 2)[0]) {
-		case langJA:
-			return langJA
-		case langEN:
-			return langEN
+		case LangJA:
+			return LangJA
+		case LangEN:
+			return LangEN
 		}
 	}
-	return langEN
+	return LangEN
 }
 
 // words are the pages' texts: key -> {English, Japanese}. A key missing
@@ -175,12 +176,16 @@ var words = map[string][2]string{
 }
 
 // translate returns key's text in lang.
-func translate(lang, key string) string {
-	w, ok := words[key]
+func translate(lang, key string) string { return Translate(words, lang, key) }
+
+// Translate returns key's text in lang from table (key -> {English,
+// Japanese}); a key missing from it shows as itself.
+func Translate(table map[string][2]string, lang, key string) string {
+	w, ok := table[key]
 	if !ok {
 		return key
 	}
-	if lang == langJA {
+	if lang == LangJA {
 		return w[1]
 	}
 	return w[0]

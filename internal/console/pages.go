@@ -66,7 +66,7 @@ type pageData struct {
 const pageCSP = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
 func (s *Server) render(w http.ResponseWriter, r *http.Request, code int, page string, d pageData) {
-	d.Lang, d.Page = langOf(r), page
+	d.Lang, d.Page = LangOf(r), page
 	if rm, ok := remoteOf(r.Context()); ok {
 		d.Base, d.Remote = rm.base, true
 	}
@@ -138,11 +138,11 @@ func (s *Server) pageRoutes() {
 	})
 	s.mux.HandleFunc("GET /lang/{lang}", func(w http.ResponseWriter, r *http.Request) {
 		l := r.PathValue("lang")
-		if l != langJA && l != langEN {
+		if l != LangJA && l != LangEN {
 			http.NotFound(w, r)
 			return
 		}
-		http.SetCookie(w, &http.Cookie{Name: langCookie, Value: l, Path: "/", MaxAge: 365 * 24 * 3600, SameSite: http.SameSiteStrictMode, HttpOnly: true, Secure: true})
+		http.SetCookie(w, &http.Cookie{Name: LangCookie, Value: l, Path: "/", MaxAge: 365 * 24 * 3600, SameSite: http.SameSiteStrictMode, HttpOnly: true, Secure: true})
 		s.redirect(w, r, "/")
 	})
 	s.mux.HandleFunc("GET /{$}", s.home)
@@ -214,7 +214,7 @@ func (s *Server) setupPage(w http.ResponseWriter, r *http.Request) {
 	n, _ := s.cfg.Store.AdminCount(r.Context())
 	d := setupData{Done: n > 0, Token: r.URL.Query().Get("token")}
 	d.Secret, d.QR = s.enrolment("")
-	s.render(w, r, http.StatusOK, "setup", pageData{Title: translate(langOf(r), "setup.title"), Data: d})
+	s.render(w, r, http.StatusOK, "setup", pageData{Title: translate(LangOf(r), "setup.title"), Data: d})
 }
 
 func (s *Server) setupPost(w http.ResponseWriter, r *http.Request) {
@@ -236,7 +236,7 @@ func (s *Server) setupPost(w http.ResponseWriter, r *http.Request) {
 			svg, _ := qrSVG(otpauthURL(label, d.Secret))
 			d.QR = template.HTML(svg)
 		}
-		s.render(w, r, herr.code, "setup", pageData{Title: translate(langOf(r), "setup.title"), Errors: httpErrors(herr), Data: d})
+		s.render(w, r, herr.code, "setup", pageData{Title: translate(LangOf(r), "setup.title"), Errors: httpErrors(herr), Data: d})
 		return
 	}
 	if tok, err := s.newSession(r.Context(), a.Username); err == nil {
@@ -253,7 +253,7 @@ type loginData struct {
 }
 
 func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
-	s.render(w, r, http.StatusOK, "login", pageData{Title: translate(langOf(r), "login.title"), Data: loginData{}})
+	s.render(w, r, http.StatusOK, "login", pageData{Title: translate(LangOf(r), "login.title"), Data: loginData{}})
 }
 
 func (s *Server) loginPost(w http.ResponseWriter, r *http.Request) {
@@ -280,7 +280,7 @@ func (s *Server) loginPost(w http.ResponseWriter, r *http.Request) {
 	if herr == errEnrol {
 		errs = nil
 	}
-	s.render(w, r, herr.code, "login", pageData{Title: translate(langOf(r), "login.title"), Errors: errs, Data: d})
+	s.render(w, r, herr.code, "login", pageData{Title: translate(LangOf(r), "login.title"), Errors: errs, Data: d})
 }
 
 func (s *Server) logoutPost(w http.ResponseWriter, r *http.Request) {
@@ -347,7 +347,7 @@ func (s *Server) extensionsEdit(w http.ResponseWriter, r *http.Request, a store.
 		s.extensionsRender(w, r, a, http.StatusBadRequest, extensionsData{EditErrorFor: n}, errorsOf(err), "")
 		return
 	}
-	s.extensionsRender(w, r, a, http.StatusOK, extensionsData{}, nil, n+": "+translate(langOf(r), "saved"))
+	s.extensionsRender(w, r, a, http.StatusOK, extensionsData{}, nil, n+": "+translate(LangOf(r), "saved"))
 }
 
 // extensionsForward sets a forward from the extension's form; a refusal
@@ -358,7 +358,7 @@ func (s *Server) extensionsForward(w http.ResponseWriter, r *http.Request, a sto
 		s.extensionsRender(w, r, a, http.StatusBadRequest, extensionsData{EditErrorFor: n}, errorsOf(err), "")
 		return
 	}
-	s.extensionsRender(w, r, a, http.StatusOK, extensionsData{}, nil, n+": "+translate(langOf(r), "saved"))
+	s.extensionsRender(w, r, a, http.StatusOK, extensionsData{}, nil, n+": "+translate(LangOf(r), "saved"))
 }
 
 func (s *Server) extensionsForwardClear(w http.ResponseWriter, r *http.Request, a store.Admin) {
@@ -367,7 +367,7 @@ func (s *Server) extensionsForwardClear(w http.ResponseWriter, r *http.Request, 
 		s.extensionsRender(w, r, a, http.StatusBadRequest, extensionsData{EditErrorFor: n}, errorsOf(err), "")
 		return
 	}
-	s.extensionsRender(w, r, a, http.StatusOK, extensionsData{}, nil, n+": "+translate(langOf(r), "saved"))
+	s.extensionsRender(w, r, a, http.StatusOK, extensionsData{}, nil, n+": "+translate(LangOf(r), "saved"))
 }
 
 func (s *Server) extensionsUnlock(w http.ResponseWriter, r *http.Request, a store.Admin) {
@@ -376,7 +376,7 @@ func (s *Server) extensionsUnlock(w http.ResponseWriter, r *http.Request, a stor
 		s.extensionsRender(w, r, a, http.StatusNotFound, extensionsData{}, map[string]string{"": "no extension " + n}, "")
 		return
 	}
-	s.extensionsRender(w, r, a, http.StatusOK, extensionsData{}, nil, n+": "+translate(langOf(r), "saved"))
+	s.extensionsRender(w, r, a, http.StatusOK, extensionsData{}, nil, n+": "+translate(LangOf(r), "saved"))
 }
 
 func (s *Server) extensionsDelete(w http.ResponseWriter, r *http.Request, a store.Admin) {
@@ -386,7 +386,7 @@ func (s *Server) extensionsDelete(w http.ResponseWriter, r *http.Request, a stor
 		return
 	}
 	s.record(audit.ConfigChange, a.Username, "extension "+n, "deleted in the console")
-	s.extensionsRender(w, r, a, http.StatusOK, extensionsData{}, nil, n+": "+translate(langOf(r), "saved"))
+	s.extensionsRender(w, r, a, http.StatusOK, extensionsData{}, nil, n+": "+translate(LangOf(r), "saved"))
 }
 
 func (s *Server) trunksPage(w http.ResponseWriter, r *http.Request, a store.Admin) {
@@ -469,7 +469,7 @@ func (s *Server) policyProfile(w http.ResponseWriter, r *http.Request, a store.A
 		s.policyRender(w, r, a, http.StatusBadRequest, policyData{ProfileErrorFor: errFor}, errorsOf(err), "")
 		return
 	}
-	s.policyRender(w, r, a, http.StatusOK, policyData{}, nil, name+": "+translate(langOf(r), "saved"))
+	s.policyRender(w, r, a, http.StatusOK, policyData{}, nil, name+": "+translate(LangOf(r), "saved"))
 }
 
 func ptrTo(s string) *string { return &s }
@@ -486,7 +486,7 @@ func (s *Server) policyRate(w http.ResponseWriter, r *http.Request, a store.Admi
 		s.policyRender(w, r, a, http.StatusBadRequest, d, errorsOf(err), "")
 		return
 	}
-	s.policyRender(w, r, a, http.StatusOK, policyData{}, nil, d.RateForm.Prefix+": "+translate(langOf(r), "saved"))
+	s.policyRender(w, r, a, http.StatusOK, policyData{}, nil, d.RateForm.Prefix+": "+translate(LangOf(r), "saved"))
 }
 
 func (s *Server) policyRateDelete(w http.ResponseWriter, r *http.Request, a store.Admin) {
@@ -496,7 +496,7 @@ func (s *Server) policyRateDelete(w http.ResponseWriter, r *http.Request, a stor
 		return
 	}
 	s.record(audit.ConfigChange, a.Username, "rate "+p, "deleted in the console")
-	s.policyRender(w, r, a, http.StatusOK, policyData{}, nil, p+": "+translate(langOf(r), "saved"))
+	s.policyRender(w, r, a, http.StatusOK, policyData{}, nil, p+": "+translate(LangOf(r), "saved"))
 }
 
 func (s *Server) policyUnfreeze(w http.ResponseWriter, r *http.Request, a store.Admin) {
@@ -540,7 +540,7 @@ func (s *Server) bansDelete(w http.ResponseWriter, r *http.Request, a store.Admi
 		s.bansRender(w, r, a, herr.code, map[string]string{"": addr + ": " + herr.Msg}, "")
 		return
 	}
-	s.bansRender(w, r, a, http.StatusOK, nil, addr+": "+translate(langOf(r), "saved"))
+	s.bansRender(w, r, a, http.StatusOK, nil, addr+": "+translate(LangOf(r), "saved"))
 }
 
 type callsData struct {
@@ -611,7 +611,7 @@ func (s *Server) settingsMaintenance(w http.ResponseWriter, r *http.Request, a s
 		s.settingsRender(w, r, a, http.StatusInternalServerError, settingsData{}, map[string]string{"": "could not store the setting"}, "")
 		return
 	}
-	s.settingsRender(w, r, a, http.StatusOK, settingsData{}, nil, translate(langOf(r), "saved"))
+	s.settingsRender(w, r, a, http.StatusOK, settingsData{}, nil, translate(LangOf(r), "saved"))
 }
 
 func (s *Server) settingsAddUser(w http.ResponseWriter, r *http.Request, a store.Admin) {
@@ -620,7 +620,7 @@ func (s *Server) settingsAddUser(w http.ResponseWriter, r *http.Request, a store
 		s.settingsRender(w, r, a, herr.code, settingsData{UserForm: c}, httpErrors(herr), "")
 		return
 	}
-	s.settingsRender(w, r, a, http.StatusOK, settingsData{}, nil, c.Username+": "+translate(langOf(r), "saved"))
+	s.settingsRender(w, r, a, http.StatusOK, settingsData{}, nil, c.Username+": "+translate(LangOf(r), "saved"))
 }
 
 func (s *Server) settingsDeleteUser(w http.ResponseWriter, r *http.Request, a store.Admin) {
@@ -634,5 +634,5 @@ func (s *Server) settingsDeleteUser(w http.ResponseWriter, r *http.Request, a st
 		return
 	}
 	s.record(audit.ConfigChange, a.Username, "console user "+u, "deleted in the console")
-	s.settingsRender(w, r, a, http.StatusOK, settingsData{}, nil, u+": "+translate(langOf(r), "saved"))
+	s.settingsRender(w, r, a, http.StatusOK, settingsData{}, nil, u+": "+translate(LangOf(r), "saved"))
 }

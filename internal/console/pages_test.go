@@ -136,7 +136,7 @@ func TestPagesRender(t *testing.T) {
 	w := e.get("/lang/ja", nil)
 	var lang *http.Cookie
 	for _, c := range w.Result().Cookies() {
-		if c.Name == langCookie {
+		if c.Name == LangCookie {
 			lang = c
 		}
 	}
