@@ -74,6 +74,9 @@ func (s *Server) forwardLeg(a *chain.Attempt, why string, rec *cdr.Record) *chai
 		rec.Update(func(c *store.CDR) { c.ResultReason = a.Reasons() })
 		return nil
 	}
+	// The record settles one reservation. The call being forwarded was to
+	// a local extension, which reserves nothing (limits count outside
+	// calls only), so the forwarded leg's is the only one to settle.
 	if h := fa.Hold; h != nil {
 		rec.OnFinish(func(c *store.CDR) { c.Cost = h.Settle(c.Duration) })
 	}
