@@ -156,7 +156,13 @@ func dominantFrequency(a pcm) (freq, audibleSeconds float64, err error) {
 	if n < a.Rate/10 {
 		return 0, audibleSeconds, fmt.Errorf("only %.3f s audible: %w", audibleSeconds, errSilent)
 	}
-	from := start + (end-start-n)/2
+	return strongestIn(a, start+(end-start-n)/2, n), audibleSeconds, nil
+}
+
+// strongestIn returns the strongest tone in the n samples of a from
+// sample from: a Hann window, then 100 Hz up to just below Nyquist in
+// 1 Hz steps.
+func strongestIn(a pcm, from, n int) float64 {
 	x := make([]float64, n)
 	for i := range x {
 		hann := 0.5 - 0.5*math.Cos(2*math.Pi*float64(i)/float64(n-1))
@@ -168,7 +174,7 @@ func dominantFrequency(a pcm) (freq, audibleSeconds float64, err error) {
 			best, bestPower = f, p
 		}
 	}
-	return best, audibleSeconds, nil
+	return best
 }
 
 // TestToneDetect checks the WAV writer, reader and detector against each

@@ -57,10 +57,21 @@ type Config struct {
 	// MaxOutbound is how long an answered call to a trunk may last before
 	// the PBX hangs it up; 0 means no limit.
 	MaxOutbound time.Duration
-	// Gate runs the call chain for a leg that a feature would create on
-	// behalf of an extension (a transfer's Refer-To target). nil refuses
-	// every such leg.
+	// Gate runs the call chain, without limits, for a leg that already
+	// exists and that a feature joins on behalf of an extension (an
+	// attended transfer's target). nil refuses every such join.
 	Gate func(ctx context.Context, feature, responsible string, target sip.Uri) (*chain.Attempt, chain.Verdict)
+	// Place decides a new leg a feature creates on behalf of an extension
+	// inside a call that is up (a blind transfer's target): the whole
+	// chain with that extension's policy, limits included, and a call
+	// record of its own (callID is the requesting dialog's) whose
+	// finishing settles the reservation. Refused, it returns a nil record
+	// and the status for the requester; the refusal is evidence. nil
+	// refuses every such leg.
+	Place func(ctx context.Context, feature, responsible string, target sip.Uri, callID string) (*chain.Attempt, *cdr.Record, int)
+	// HoldMusic is played by the PBX to a party the other puts on hold;
+	// nil relays the hold to the other party instead.
+	HoldMusic *media.Music
 	// Forward returns the leg to ring when a call to an extension finds
 	// it busy or unanswered (why is "busy" or "noanswer"), already
 	// decided by the chain on the forwarding extension's behalf, with its
@@ -85,6 +96,7 @@ type B2BUA struct {
 	mu      sync.Mutex
 	legs    map[string]*leg                       // dialog key -> leg, both legs of every call; guarded by mu
 	ends    map[string]*sipgo.DialogServerSession // dialogs the PBX answered itself; guarded by mu
+	gone    map[string]*party                     // parties transferred out of their call, until their dialog ends; guarded by mu
 	calls   map[*Call]struct{}
 	ringing map[*ringing]struct{} // attempts not yet answered; guarded by mu
 	idle    chan struct{}         // closed when calls becomes empty while closing; guarded by mu
@@ -126,6 +138,7 @@ func New(cfg Config) *B2BUA {
 		uaB:     &sipgo.DialogUA{Client: cfg.Client, ContactHDR: contact},
 		legs:    make(map[string]*leg),
 		ends:    make(map[string]*sipgo.DialogServerSession),
+		gone:    make(map[string]*party),
 		calls:   make(map[*Call]struct{}),
 		ringing: make(map[*ringing]struct{}),
 	}
@@ -134,20 +147,25 @@ func New(cfg Config) *B2BUA {
 // Contact returns the PBX's Contact header.
 func (b *B2BUA) Contact() sip.ContactHeader { return b.contact }
 
-// Call is one bridged call: an answered A leg and B leg.
+// Call is one bridged call: two parties, the caller's side (A) and the
+// callee's (B). A transfer replaces the party on one side.
 type Call struct {
-	a        *sipgo.DialogServerSession
-	bl       *sipgo.DialogClientSession
-	rec      *cdr.Record
 	log      *slog.Logger
 	sess     *media.Session // nil without a relay
 	sessAddr netip.Addr     // address written into rewritten SDP
-	info     CallInfo
+	info     []CallInfo     // one per record; guarded by the B2BUA's mu
 
-	mu    sync.Mutex // serialises in-dialog work across the two legs
-	ended bool       // guarded by mu
+	mu     sync.Mutex // serialises in-dialog work across the two legs
+	p      [2]*party  // by side; guarded by mu
+	recs   []*cdr.Record
+	ended  bool          // guarded by mu
+	moved  bool          // a transfer is being carried out; guarded by mu
+	mover  side          // while moved: the side that asked for it; guarded by mu
+	left   bool          // while moved: the transferor hung up already; guarded by mu
+	into   *Call         // set when an attended transfer joined this call's leg into another; guarded by mu
+	timers []*time.Timer // duration limits, stopped when the call is forgotten; guarded by mu
+	music  [2]func()     // stops the music playing to each side on hold; guarded by mu
 }
-
 type side int
 
 const (
@@ -203,6 +221,7 @@ func (b *B2BUA) Originate(req *sip.Request, tx sip.ServerTransaction, a *chain.A
 		rec.Finish(400, "b2bua: "+err.Error(), "")
 		return
 	}
+	aExt := callerExt(a) // before a forward replaces a
 	maxFwd := 70
 	if mf := req.MaxForwards(); mf != nil {
 		maxFwd = int(mf.Val()) - 1
@@ -309,83 +328,12 @@ func (b *B2BUA) Originate(req *sip.Request, tx sip.ServerTransaction, a *chain.A
 
 	// ring rings a's targets at once until the first answers (the others
 	// are cancelled), all fail, or ringCtx ends.
-	ring := func(a *chain.Attempt, ringCtx context.Context) (winner *sipgo.DialogClientSession, failures []error) {
-		type result struct {
-			s      *sipgo.DialogClientSession
-			err    error
-			silent bool   // a trunk that never answered at all
-			ext    string // the extension this fork rang, "" for a trunk
+	ring := func(a *chain.Attempt, ringCtx context.Context) (*sipgo.DialogClientSession, []error) {
+		w, ext, failures := b.fork(ringCtx, a, body, req.ContentType(), maxFwd, provisional, func() bool { return as.Context().Err() != nil })
+		if w != nil {
+			info.Callee = ext
 		}
-		results := make(chan result, len(a.Targets))
-		forkCtx := make([]context.CancelCauseFunc, len(a.Targets))
-		for i, t := range a.Targets {
-			ctx, cancel := context.WithCancelCause(ringCtx)
-			forkCtx[i] = cancel
-			inv, opts, err := b.newLeg(req, body, a, t, maxFwd)
-			if err != nil {
-				results <- result{err: err}
-				continue
-			}
-			var heard, silent atomic.Bool
-			opts.OnResponse = func(res *sip.Response) error {
-				heard.Store(true)
-				return provisional(res)
-			}
-			if t.Trunk != "" {
-				// A carrier that does not even say 100 Trying is down: give
-				// the caller 503 now rather than after the ring timeout.
-				// Forced cancel: with no provisional there is nothing to CANCEL.
-				stop := time.AfterFunc(trunkAnswerTimeout, func() {
-					if !heard.Load() {
-						silent.Store(true)
-						cancel(sipgo.WaitAnswerForceCancelErr)
-					}
-				})
-				defer stop.Stop()
-			}
-			go func() {
-				s, err := b.uaB.WriteInvite(ctx, inv)
-				if err == nil {
-					err = s.WaitAnswer(ctx, opts)
-				}
-				results <- result{s: s, err: err, silent: silent.Load(), ext: t.Extension}
-			}()
-		}
-		defer func() {
-			for _, c := range forkCtx {
-				c(nil)
-			}
-		}()
-
-		for range a.Targets {
-			r := <-results
-			if r.err == nil && winner == nil && as.Context().Err() == nil {
-				winner = r.s
-				info.Callee = r.ext
-				// First answer wins: cancel the other forks (RFC 3261 16.7
-				// step 10 behaviour, done by us as the UAC of every fork).
-				for _, c := range forkCtx {
-					c(nil)
-				}
-				continue
-			}
-			if r.err == nil {
-				// A second fork answered too (or the caller left): it must
-				// not stay up ringing nobody. ACK and hang it up.
-				go func(s *sipgo.DialogClientSession) {
-					ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-					defer cancel()
-					s.Ack(ctx)
-					s.Bye(ctx)
-				}(r.s)
-				continue
-			}
-			if r.silent {
-				r.err = errTrunkSilent
-			}
-			failures = append(failures, r.err)
-		}
-		return winner, failures
+		return w, failures
 	}
 
 	winner, failures := ring(a, ringCtx)
@@ -467,7 +415,9 @@ func (b *B2BUA) Originate(req *sip.Request, tx sip.ServerTransaction, a *chain.A
 	}
 	rec.Answered()
 	rec.Update(func(c *store.CDR) { c.ResultCode = 200 })
-	call := &Call{a: as, bl: winner, rec: rec, log: log, sess: sess, sessAddr: b.cfg.MediaAddr, info: info}
+	call := &Call{log: log, sess: sess, sessAddr: b.cfg.MediaAddr, info: []CallInfo{info}, recs: []*cdr.Record{rec}}
+	call.p[sideA] = serverParty(as, aExt, req.Body())
+	call.p[sideB] = clientParty(winner, info.Callee)
 	if cause := context.Cause(baseCtx); cause != nil && !errors.Is(cause, context.Canceled) {
 		// Aborted between the callee's answer and now: end it.
 		winner.Bye(ackCtx)
@@ -489,18 +439,7 @@ func (b *B2BUA) Originate(req *sip.Request, tx sip.ServerTransaction, a *chain.A
 	answeredMu.Lock()
 	answered = call // from here the call owns the media session
 	answeredMu.Unlock()
-	maxDur := b.cfg.MaxOutbound
-	if a.MaxDuration > 0 && (maxDur <= 0 || a.MaxDuration < maxDur) {
-		maxDur = a.MaxDuration // the profile's limit, or what the budget pays for
-	}
-	if maxDur > 0 && info.Outbound {
-		// Toll fraud guard: one stolen call left open for days costs
-		// more than a burst of short ones. The PBX ends it.
-		limit := time.AfterFunc(maxDur, func() {
-			b.hangup(call, "pbx", "limits: maximum call duration "+maxDur.String()+" reached")
-		})
-		context.AfterFunc(as.Context(), func() { limit.Stop() })
-	}
+	b.limitDuration(call, a)
 	aMu.Lock()
 	err = as.RespondSDP(answerBody)
 	aMu.Unlock()
@@ -512,6 +451,102 @@ func (b *B2BUA) Originate(req *sip.Request, tx sip.ServerTransaction, a *chain.A
 		return
 	}
 	log.Info("b2bua: call answered")
+}
+
+// fork rings a's targets at once with the session description body
+// until the first answers (the others are cancelled), all fail, or ctx
+// ends. It returns the answered leg and the extension it rang ("" for a
+// trunk), or every fork's failure. onResponse sees provisional responses;
+// gone reports that whoever waits for the answer has left, so an answer
+// then is hung up rather than bridged to nobody.
+func (b *B2BUA) fork(ctx context.Context, a *chain.Attempt, body []byte, ctype *sip.ContentTypeHeader, maxFwd int,
+	onResponse func(*sip.Response) error, gone func() bool) (winner *sipgo.DialogClientSession, winnerExt string, failures []error) {
+	type result struct {
+		s      *sipgo.DialogClientSession
+		err    error
+		silent bool   // a trunk that never answered at all
+		ext    string // the extension this fork rang, "" for a trunk
+	}
+	results := make(chan result, len(a.Targets))
+	forkCtx := make([]context.CancelCauseFunc, len(a.Targets))
+	for i, t := range a.Targets {
+		ctx, cancel := context.WithCancelCause(ctx)
+		forkCtx[i] = cancel
+		inv, opts, err := b.newLeg(ctype, body, a, t, maxFwd)
+		if err != nil {
+			results <- result{err: err}
+			continue
+		}
+		var heard, silent atomic.Bool
+		opts.OnResponse = func(res *sip.Response) error {
+			heard.Store(true)
+			if onResponse != nil {
+				return onResponse(res)
+			}
+			return nil
+		}
+		if t.Trunk != "" {
+			// A carrier that does not even say 100 Trying is down: give
+			// the caller 503 now rather than after the ring timeout.
+			// Forced cancel: with no provisional there is nothing to CANCEL.
+			stop := time.AfterFunc(trunkAnswerTimeout, func() {
+				if !heard.Load() {
+					silent.Store(true)
+					cancel(sipgo.WaitAnswerForceCancelErr)
+				}
+			})
+			defer stop.Stop()
+		}
+		go func() {
+			s, err := b.uaB.WriteInvite(ctx, inv)
+			if err == nil {
+				err = s.WaitAnswer(ctx, opts)
+			}
+			results <- result{s: s, err: err, silent: silent.Load(), ext: t.Extension}
+		}()
+	}
+	defer func() {
+		for _, c := range forkCtx {
+			c(nil)
+		}
+	}()
+
+	for range a.Targets {
+		r := <-results
+		if r.err == nil && winner == nil && !gone() {
+			winner, winnerExt = r.s, r.ext
+			// First answer wins: cancel the other forks (RFC 3261 16.7
+			// step 10 behaviour, done by us as the UAC of every fork).
+			for _, c := range forkCtx {
+				c(nil)
+			}
+			continue
+		}
+		if r.err == nil {
+			// A second fork answered too (or the caller left): it must
+			// not stay up ringing nobody. ACK and hang it up.
+			go func(s *sipgo.DialogClientSession) {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				s.Ack(ctx)
+				s.Bye(ctx)
+			}(r.s)
+			continue
+		}
+		if r.silent {
+			r.err = errTrunkSilent
+		}
+		failures = append(failures, r.err)
+	}
+	return winner, winnerExt, failures
+}
+
+// callerExt is the extension that placed a, "" for a carrier.
+func callerExt(a *chain.Attempt) string {
+	if a.Trunk != "" {
+		return ""
+	}
+	return a.Caller
 }
 
 func (b *B2BUA) forwardTo(a *chain.Attempt, why string, rec *cdr.Record) *chain.Attempt {
@@ -535,8 +570,8 @@ func (b *B2BUA) answerSDP(sess *media.Session, body []byte) ([]byte, error) {
 
 // newLeg builds the B leg INVITE toward target t from the chain's
 // decision, and the answer options (carrier credentials for a trunk). Only
-// the SDP body is taken from the caller's request.
-func (b *B2BUA) newLeg(req *sip.Request, body []byte, a *chain.Attempt, t chain.Target, maxFwd int) (*sip.Request, sipgo.AnswerOptions, error) {
+// the SDP body (and its content type) comes from the caller's request.
+func (b *B2BUA) newLeg(ctype *sip.ContentTypeHeader, body []byte, a *chain.Attempt, t chain.Target, maxFwd int) (*sip.Request, sipgo.AnswerOptions, error) {
 	var opts sipgo.AnswerOptions
 	var ruri, fromURI, toURI sip.Uri
 	display := a.Caller
@@ -596,8 +631,8 @@ func (b *B2BUA) newLeg(req *sip.Request, body []byte, a *chain.Attempt, t chain.
 		inv.AppendHeader(sip.NewHeader("P-Asserted-Identity", "<"+pai.String()+">"))
 	}
 	if len(body) > 0 {
-		if rct := req.ContentType(); rct != nil {
-			inv.AppendHeader(sip.HeaderClone(rct))
+		if ctype != nil {
+			inv.AppendHeader(sip.HeaderClone(ctype))
 		}
 		inv.SetBody(body)
 	}

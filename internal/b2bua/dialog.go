@@ -3,13 +3,14 @@ package b2bua
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strings"
 	"time"
 
+	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
-	"github.com/sekisho/sekisho/internal/chain"
+	"github.com/sekisho/sekisho/internal/cdr"
+
 	"github.com/sekisho/sekisho/internal/media"
 	"github.com/sekisho/sekisho/internal/response"
 	"github.com/sekisho/sekisho/internal/store"
@@ -19,42 +20,46 @@ import (
 // the other side's answer (64*T1, RFC 3261 17.1.2.2 Timer F).
 const inDialogTimeout = 32 * time.Second
 
-// track registers an answered call under both legs' dialog keys. It
+// track registers an answered call under both parties' dialog keys. It
 // returns false if the B2BUA is closing.
 func (b *B2BUA) track(c *Call) bool {
-	aFrom, aTo := c.a.InviteRequest.From(), c.a.InviteRequest.To()
-	bFrom, bTo := c.bl.InviteRequest.From(), c.bl.InviteResponse.To()
-	aLocal, _ := aTo.Params.Get("tag")
-	aRemote, _ := aFrom.Params.Get("tag")
-	bLocal, _ := bFrom.Params.Get("tag")
-	bRemote, _ := bTo.Params.Get("tag")
-	aKey := dialogKey(c.a.InviteRequest.CallID().Value(), aLocal, aRemote)
-	bKey := dialogKey(c.bl.InviteRequest.CallID().Value(), bLocal, bRemote)
-
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closing.Load() {
 		return false
 	}
-	b.legs[aKey] = &leg{call: c, side: sideA}
-	b.legs[bKey] = &leg{call: c, side: sideB}
-	b.calls[c] = struct{}{}
-	// Forget the call when either dialog ends for any reason.
-	untrack := func() {
-		c.endMedia() // the dialog ended some other way (no ACK, transport)
-		b.mu.Lock()
-		delete(b.legs, aKey)
-		delete(b.legs, bKey)
-		delete(b.calls, c)
-		if len(b.calls) == 0 && b.idle != nil {
-			close(b.idle)
-			b.idle = nil
-		}
-		b.mu.Unlock()
+	for s, p := range c.p {
+		b.legs[p.key] = &leg{call: c, side: side(s)}
+		p.stop = context.AfterFunc(p.context(), func() { b.untrack(c) })
 	}
-	context.AfterFunc(c.a.Context(), untrack)
-	context.AfterFunc(c.bl.Context(), untrack)
+	b.calls[c] = struct{}{}
 	return true
+}
+
+// untrack forgets a call whose party's dialog ended for any reason (a BYE,
+// no ACK, a transport error): media ends, its keys go.
+func (b *B2BUA) untrack(c *Call) {
+	c.endMedia()
+	c.mu.Lock()
+	keys := []string{c.p[sideA].key, c.p[sideB].key}
+	if c.into == nil {
+		for _, t := range c.timers {
+			t.Stop()
+		}
+	}
+	c.mu.Unlock()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, k := range keys {
+		if l := b.legs[k]; l != nil && l.call == c {
+			delete(b.legs, k)
+		}
+	}
+	delete(b.calls, c)
+	if len(b.calls) == 0 && b.idle != nil {
+		close(b.idle)
+		b.idle = nil
+	}
 }
 
 // Active returns the number of answered calls in progress.
@@ -69,28 +74,38 @@ func (b *B2BUA) Active() int {
 func (b *B2BUA) HandleInDialog(req *sip.Request, tx sip.ServerTransaction) {
 	key, ok := requestKey(req)
 	var l *leg
+	var as *sipgo.DialogServerSession
+	var gone *party
 	if ok {
 		b.mu.Lock()
-		l = b.legs[key]
+		l, as, gone = b.legs[key], b.ends[key], b.gone[key]
 		b.mu.Unlock()
 	}
-	if l == nil && ok {
-		b.mu.Lock()
-		as := b.ends[key]
-		b.mu.Unlock()
-		if as != nil {
-			switch req.Method {
-			case sip.ACK:
-				as.ReadAck(req, tx)
-			case sip.BYE:
-				as.ReadBye(req, tx)
-			default:
-				tx.Respond(response.New(req, 481))
-			}
-			return
+	switch {
+	case l == nil && as != nil:
+		switch req.Method {
+		case sip.ACK:
+			as.ReadAck(req, tx)
+		case sip.BYE:
+			as.ReadBye(req, tx)
+		default:
+			tx.Respond(response.New(req, 481))
 		}
-	}
-	if l == nil {
+		return
+	case l == nil && gone != nil:
+		// A party transferred away: its call goes on without it. Its own
+		// BYE ends only its dialog.
+		switch req.Method {
+		case sip.ACK:
+		case sip.BYE:
+			if err := gone.readBye(req, tx); err != nil {
+				tx.Respond(response.New(req, 200))
+			}
+		default:
+			tx.Respond(response.New(req, 481))
+		}
+		return
+	case l == nil:
 		if !req.IsAck() {
 			// RFC 3261 12.2.2: a request for a dialog we do not know.
 			tx.Respond(response.New(req, 481))
@@ -100,11 +115,10 @@ func (b *B2BUA) HandleInDialog(req *sip.Request, tx sip.ServerTransaction) {
 	c := l.call
 	switch req.Method {
 	case sip.ACK:
-		if l.side == sideA {
-			c.a.ReadAck(req, tx)
-		}
-		// ACKs from the B side (for re-INVITEs it sent) end there: we
-		// answered those ourselves.
+		c.mu.Lock()
+		p := c.p[l.side]
+		c.mu.Unlock()
+		p.readAck(req, tx)
 	case sip.BYE:
 		b.bye(c, l.side, req, tx)
 	case sip.REFER:
@@ -112,50 +126,6 @@ func (b *B2BUA) HandleInDialog(req *sip.Request, tx sip.ServerTransaction) {
 	default:
 		b.relay(c, l.side, req, tx)
 	}
-}
-
-// refer decides a transfer request (RFC 3515) with the toll gate. A
-// transfer creates a call to any number the Refer-To names, billed to the
-// office: toll fraud guard, it is decided by the same chain as a dialled
-// call (pbx.gate), with the policy of the extension that asked for it. A carrier
-// cannot transfer at all (no extension is responsible). Carrying out an
-// allowed transfer is not built yet, so an allowed one is declined too,
-// with 501; the record says which it was.
-func (b *B2BUA) refer(c *Call, from side, req *sip.Request, tx sip.ServerTransaction) {
-	responsible := ""
-	switch {
-	case from == sideA && !c.info.Inbound:
-		responsible = c.info.Caller
-	case from == sideB && c.info.Callee != "":
-		responsible = c.info.Callee
-	}
-	rt := req.ReferTo()
-	if rt == nil {
-		tx.Respond(response.New(req, 400))
-		return
-	}
-	code, reason := 403, "b2bua: transfer refused: no gate"
-	if b.cfg.Gate != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		a, v := b.cfg.Gate(ctx, "transfer", responsible, rt.Address)
-		cancel()
-		reason = a.Reasons()
-		if v.Action == chain.Continue {
-			code = 501
-			reason += "; b2bua: transfer allowed by the gate but not supported yet"
-			if a.Hold != nil {
-				a.Hold.Settle(0) // no leg was placed
-			}
-		}
-	}
-	c.log.Info("b2bua: transfer request", "responsible", responsible, "refer_to", rt.Address.String(), "status", code, "reason", reason)
-	c.rec.Update(func(r *store.CDR) {
-		if r.ResultReason != "" {
-			r.ResultReason += "; "
-		}
-		r.ResultReason += fmt.Sprintf("REFER to %s answered %d (%s)", rt.Address.User, code, reason)
-	})
-	tx.Respond(response.New(req, code))
 }
 
 // bye answers a BYE from one side and hangs up the other.
@@ -166,62 +136,102 @@ func (b *B2BUA) bye(c *Call, from side, req *sip.Request, tx sip.ServerTransacti
 		tx.Respond(response.New(req, 200))
 		return
 	}
+	me, other := c.p[from], c.p[1-from]
+	if c.moved && from == c.mover {
+		// The transferor hangs up while its transfer is being carried
+		// out (a blind transfer lets it leave at once): only its dialog
+		// ends; the party it transferred waits for the target.
+		c.left = true
+		c.mu.Unlock()
+		me.stop()
+		if err := me.readBye(req, tx); err != nil {
+			tx.Respond(response.New(req, 200))
+		}
+		return
+	}
 	c.ended = true
 	c.mu.Unlock()
 	who := "caller"
-	if from == sideA {
-		if err := c.a.ReadBye(req, tx); err != nil {
-			tx.Respond(response.New(req, 200))
-		}
-	} else {
+	if from == sideB {
 		who = "callee"
-		if err := c.bl.ReadBye(req, tx); err != nil {
-			tx.Respond(response.New(req, 200))
-		}
+	}
+	if err := me.readBye(req, tx); err != nil {
+		tx.Respond(response.New(req, 200))
 	}
 	c.endMedia()
-	c.rec.Finish(200, "", who)
+	c.finish(200, "", who)
 	ctx, cancel := context.WithTimeout(context.Background(), inDialogTimeout)
 	defer cancel()
-	var err error
-	if from == sideA {
-		err = c.bl.Bye(ctx)
-	} else {
-		err = c.a.Bye(ctx)
-	}
-	if err != nil {
+	if err := other.bye(ctx); err != nil {
 		c.log.Debug("b2bua: BYE to other side", "err", err)
 	}
-	c.log.Info("b2bua: call ended", "by", who)
+	c.log.Debug("b2bua: call ended", "by", who)
+}
+
+// finish completes every record the call carries.
+func (c *Call) finish(code int, reason, who string) {
+	for _, r := range c.records() {
+		r.Finish(code, reason, who)
+	}
+}
+
+// records returns the call's records: its own first, then one for each
+// leg a transfer placed or joined to it.
+func (c *Call) records() []*cdr.Record {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]*cdr.Record(nil), c.recs...)
+}
+
+// note adds text to the result reason of the call's own record.
+func (c *Call) note(text string) {
+	c.records()[0].Update(func(r *store.CDR) {
+		if r.ResultReason != "" {
+			r.ResultReason += "; "
+		}
+		r.ResultReason += text
+	})
 }
 
 // endMedia stops relaying, frees the ports and puts the packet counts in
-// the call record. Safe to call more than once.
+// the call's records. Safe to call more than once.
 func (c *Call) endMedia() {
 	if c.sess == nil {
 		return
 	}
 	st := c.sess.Stats()
 	c.sess.Close()
-	c.rec.Update(func(r *store.CDR) { r.PacketsAtoB, r.PacketsBtoA, r.PacketsForeign = st.AtoB, st.BtoA, st.Foreign })
+	for _, rec := range c.records() {
+		rec.Update(func(r *store.CDR) { r.PacketsAtoB, r.PacketsBtoA, r.PacketsForeign = st.AtoB, st.BtoA, st.Foreign })
+	}
 }
 
 // hangup ends a call from the PBX's side, sending BYE on both legs.
 func (b *B2BUA) hangup(c *Call, who, reason string) {
 	c.mu.Lock()
+	for c.into != nil {
+		// Joined into another call by an attended transfer: that call
+		// carries this one's leg and records now.
+		next := c.into
+		c.mu.Unlock()
+		c = next
+		c.mu.Lock()
+	}
 	if c.ended {
 		c.mu.Unlock()
 		return
 	}
 	c.ended = true
+	ps := c.p
 	c.mu.Unlock()
 	c.endMedia()
-	c.rec.Finish(200, reason, who)
+	c.finish(200, reason, who)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	done := make(chan struct{}, 2)
-	go func() { c.a.Bye(ctx); done <- struct{}{} }()
-	go func() { c.bl.Bye(ctx); done <- struct{}{} }()
+	for _, p := range ps {
+		go func() { p.bye(ctx); done <- struct{}{} }()
+	}
 	<-done
 	<-done
 }
@@ -230,30 +240,28 @@ func (b *B2BUA) hangup(c *Call, who, reason string) {
 // other side and passes its final answer back. For a re-INVITE the B2BUA
 // ACKs the other side itself and absorbs the ACK from the requester.
 func (b *B2BUA) relay(c *Call, fromSide side, req *sip.Request, tx sip.ServerTransaction) {
-	var target sip.Uri
-	if fromSide == sideA {
-		if ct := c.bl.InviteResponse.Contact(); ct != nil {
-			target = ct.Address
-		} else {
-			target = c.bl.InviteRequest.Recipient
-		}
-	} else {
-		target = c.a.InviteRequest.Contact().Address
+	if b.holdLocally(c, fromSide, req, tx) {
+		return
 	}
+	c.mu.Lock()
+	me, other := c.p[fromSide], c.p[1-fromSide]
+	c.mu.Unlock()
+	target := other.target()
 	out := sip.NewRequest(req.Method, *target.Clone())
 	reqBody := req.Body()
-	from, to := media.SideA, media.SideB
-	if fromSide == sideB {
-		from, to = media.SideB, media.SideA
-	}
+	from, to := media.Side(fromSide), media.Side(1-fromSide)
 	if c.sess != nil && isSDP(req) {
 		// A media change (hold, resume, new address): the requester's
 		// side follows its new SDP; the other side is offered our port.
 		var err error
+		sent := reqBody
 		if reqBody, err = c.mediaChange(from, to, reqBody); err != nil {
 			tx.Respond(response.New(req, 488))
 			return
 		}
+		c.mu.Lock()
+		me.sdp = sent
+		c.mu.Unlock()
 	}
 	if ct := req.ContentType(); ct != nil && len(reqBody) > 0 {
 		out.AppendHeader(sip.HeaderClone(ct))
@@ -262,13 +270,7 @@ func (b *B2BUA) relay(c *Call, fromSide side, req *sip.Request, tx sip.ServerTra
 
 	ctx, cancel := context.WithTimeout(context.Background(), inDialogTimeout)
 	defer cancel()
-	var res *sip.Response
-	var err error
-	if fromSide == sideA {
-		res, err = c.bl.Do(ctx, out)
-	} else {
-		res, err = c.a.Do(ctx, out)
-	}
+	res, err := other.do(ctx, out)
 	if err != nil {
 		c.log.Debug("b2bua: relay failed", "method", req.Method, "err", err)
 		// No final answer from the other side: Request Timeout
@@ -279,21 +281,20 @@ func (b *B2BUA) relay(c *Call, fromSide side, req *sip.Request, tx sip.ServerTra
 	if req.IsInvite() && res.IsSuccess() {
 		ack := sip.NewRequest(sip.ACK, *target.Clone())
 		ack.AppendHeader(&sip.CSeqHeader{SeqNo: res.CSeq().SeqNo, MethodName: sip.ACK})
-		var ackErr error
-		if fromSide == sideA {
-			ackErr = c.bl.WriteRequest(ack)
-		} else {
-			ackErr = c.a.WriteRequest(ack)
-		}
-		if ackErr != nil {
+		if ackErr := other.write(ack); ackErr != nil {
 			c.log.Debug("b2bua: ACK for relayed re-INVITE", "err", ackErr)
 		}
 	}
 	resBody := res.Body()
 	if c.sess != nil && res.IsSuccess() && len(resBody) > 0 {
+		sent := resBody
 		var err error
 		if resBody, err = c.mediaChange(to, from, resBody); err != nil {
 			resBody = nil
+		} else {
+			c.mu.Lock()
+			other.sdp = sent
+			c.mu.Unlock()
 		}
 	}
 	back := sip.NewResponseFromRequest(req, res.StatusCode, response.Phrase(res.StatusCode), resBody)
@@ -344,8 +345,11 @@ func (b *B2BUA) HangupWhere(selects func(CallInfo) bool, reason string) int {
 	b.mu.Lock()
 	var calls []*Call
 	for c := range b.calls {
-		if selects(c.info) {
-			calls = append(calls, c)
+		for _, info := range c.info {
+			if selects(info) {
+				calls = append(calls, c)
+				break
+			}
 		}
 	}
 	n := len(calls)

@@ -34,6 +34,7 @@ type Config struct {
 	Realm           string   `json:"realm"`
 	RingTimeout     Duration `json:"ring-timeout"`
 	MediaTimeout    Duration `json:"media-timeout"`
+	HoldMusic       string   `json:"hold-music"`
 	MaxCallDuration Duration `json:"max-call-duration"`
 	Grace           Duration `json:"grace"`
 	UDPBuffer       int      `json:"udp-buffer"`
@@ -148,6 +149,7 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.OutsidePrefix, "outside-prefix", c.OutsidePrefix, "digits dialled before a public number to get an outside line (0 in Japan)")
 	fs.StringVar(&c.Realm, "realm", c.Realm, "digest realm; changing it invalidates every extension's stored hashes")
 	fs.Var((*durationFlag)(&c.RingTimeout), "ring-timeout", "how long a callee may ring before the caller gets 480")
+	fs.StringVar(&c.HoldMusic, "hold-music", c.HoldMusic, "music on hold: a WAV file (8000 Hz mono 16-bit PCM), empty for the built-in tone, or off (the hold is passed to the other phone)")
 	fs.Var((*durationFlag)(&c.MediaTimeout), "media-timeout", "hang up an answered call when no RTP or RTCP arrives from either side for this long (0: never)")
 	fs.Var((*durationFlag)(&c.MaxCallDuration), "max-call-duration", "the PBX hangs up an answered outbound call after this long (a cap on what one stolen call can cost)")
 	fs.Var((*durationFlag)(&c.Grace), "grace", "on SIGTERM, how long calls in progress may continue before they are hung up")

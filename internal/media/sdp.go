@@ -35,6 +35,9 @@ type Offer struct {
 	// 5.1): sendrecv, sendonly, recvonly or inactive; sendrecv when the
 	// description has none at media or session level.
 	Direction string
+	// Format is the stream's first payload type (the sender's preferred
+	// codec; in an answer, the one it chose), -1 if it is not a number.
+	Format int
 }
 
 // ParseSDP reads the first usable audio stream of a session description
@@ -246,7 +249,11 @@ func audioStream(sd *sdp.SessionDescription) (int, Offer, error) {
 		if dir == "" {
 			dir = "sendrecv" // RFC 3264 section 5.1
 		}
-		return i, Offer{Addr: netip.AddrPortFrom(addr, uint16(mn.Port.Value)), Direction: dir}, nil
+		format, err := strconv.Atoi(mn.Formats[0])
+		if err != nil {
+			format = -1
+		}
+		return i, Offer{Addr: netip.AddrPortFrom(addr, uint16(mn.Port.Value)), Direction: dir, Format: format}, nil
 	}
 	return -1, Offer{}, fmt.Errorf("%w: no usable audio stream", ErrBadSDP)
 }

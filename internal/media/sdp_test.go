@@ -109,15 +109,15 @@ func TestParseSDP(t *testing.T) {
 		body string
 		want Offer // zero: an error wrapping ErrBadSDP
 	}{
-		{"PCMU PCMA telephone-event, session c=", sdpPCMU, Offer{ap("192.0.2.10:49170"), "sendrecv"}},
-		{"G.722, media c= over session c=", sdpG722MediaConn, Offer{ap("192.0.2.20:5004"), "sendrecv"}},
-		{"opus with a=rtcp, sendonly", sdpOpusRTCP, Offer{ap("192.0.2.30:16384"), "sendonly"}},
-		{"hold: inactive at session level", sdpInactiveSession, Offer{ap("192.0.2.10:49170"), "inactive"}},
-		{"hold: RFC 2543 c=0.0.0.0", sdpHoldZero, Offer{ap("0.0.0.0:49170"), "sendonly"}},
-		{"video first, rejected audio, then audio", sdpVideoFirst, Offer{ap("192.0.2.40:49172"), "recvonly"}},
-		{"IPv6, SRTP", sdpIPv6, Offer{ap("[2001:db8::4]:6000"), "sendrecv"}},
-		{"LF line ends", strings.ReplaceAll(sdpPCMU, "\r\n", "\n"), Offer{ap("192.0.2.10:49170"), "sendrecv"}},
-		{"no final line end", strings.TrimSuffix(sdpHoldZero, "\r\n"), Offer{ap("0.0.0.0:49170"), "sendonly"}},
+		{"PCMU PCMA telephone-event, session c=", sdpPCMU, Offer{ap("192.0.2.10:49170"), "sendrecv", 0}},
+		{"G.722, media c= over session c=", sdpG722MediaConn, Offer{ap("192.0.2.20:5004"), "sendrecv", 9}},
+		{"opus with a=rtcp, sendonly", sdpOpusRTCP, Offer{ap("192.0.2.30:16384"), "sendonly", 111}},
+		{"hold: inactive at session level", sdpInactiveSession, Offer{ap("192.0.2.10:49170"), "inactive", 8}},
+		{"hold: RFC 2543 c=0.0.0.0", sdpHoldZero, Offer{ap("0.0.0.0:49170"), "sendonly", 0}},
+		{"video first, rejected audio, then audio", sdpVideoFirst, Offer{ap("192.0.2.40:49172"), "recvonly", 0}},
+		{"IPv6, SRTP", sdpIPv6, Offer{ap("[2001:db8::4]:6000"), "sendrecv", 0}},
+		{"LF line ends", strings.ReplaceAll(sdpPCMU, "\r\n", "\n"), Offer{ap("192.0.2.10:49170"), "sendrecv", 0}},
+		{"no final line end", strings.TrimSuffix(sdpHoldZero, "\r\n"), Offer{ap("0.0.0.0:49170"), "sendonly", 0}},
 
 		{"no audio stream", sdpVideoOnly, Offer{}},
 		{"only a rejected audio stream", strings.Replace(sdpPCMU, "m=audio 49170", "m=audio 0", 1), Offer{}},

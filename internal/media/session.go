@@ -95,6 +95,9 @@ type Session struct {
 	// restart tells the idle check that SetPeer or SetHold ran: its clock
 	// starts again, and onIdle may run again.
 	restart bool
+	// playing marks a side that hears music from the PBX (Play): RTP
+	// from the other side is not relayed to it meanwhile.
+	playing [2]bool
 
 	// Owned by the relay's idle goroutine.
 	idleHeard uint64
@@ -292,12 +295,16 @@ func (s *Session) forward(side Side, k kind, pkt []byte, src netip.AddrPort) {
 		return
 	}
 	dst := s.destLocked(other, k)
+	muted := k == rtpKind && s.playing[other]
 	s.mu.Unlock()
 
 	if latched {
 		s.log.Info("media: latched", "side", side, "rtcp", k == rtcpKind, "src", src)
 	}
 	s.heard.Add(1)
+	if muted {
+		return
+	}
 	if !dst.IsValid() {
 		s.drops.Add(1)
 		return

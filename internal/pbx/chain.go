@@ -43,14 +43,15 @@ func newChain(s *Server) *chain.Chain {
 	)
 }
 
-// gate decides a leg that a feature would create on behalf of an
-// extension inside a call that is up: a transfer's target now, call
-// forwarding later. Same stages, same order; auth takes the responsible
-// extension from the attempt instead of a digest answer. Transfers are
-// only decided, not yet carried out, so the limits stage (which counts
-// calls really placed) is left out: a declined transfer must not use up,
-// or trip, anybody's limits.
+// gate decides a leg that already exists and that a feature joins on
+// behalf of an extension: an attended transfer's target, dialled (and
+// counted) earlier. The stages up to the policy, in their order; auth
+// takes the responsible extension from the attempt instead of a digest
+// answer. No new leg is placed, so there is nothing to route (the party
+// may not even be registered: it may have called in) and nothing to
+// count again (limits counted the leg when it was dialled). A new leg
+// goes through place.
 func (s *Server) gate(ctx context.Context, feature, responsible string, target sip.Uri) (*chain.Attempt, chain.Verdict) {
 	a := &chain.Attempt{Method: "INVITE", Feature: feature, OnBehalfOf: responsible, FromUser: responsible, Dialled: dialled(target)}
-	return a, s.chain.Until("limits").Run(ctx, a)
+	return a, s.chain.Until("route").Run(ctx, a)
 }

@@ -264,7 +264,18 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		Client: s.client, Host: host, Port: port,
 		RingTimeout: time.Duration(cfg.RingTimeout), Log: log, Trunks: s.trunks,
 		Media: relay, MediaAddr: mediaAddr, MaxOutbound: time.Duration(cfg.MaxCallDuration),
-		Gate: s.gate, Forward: s.forwardLeg,
+		Gate: s.gate, Place: s.place, Forward: s.forwardLeg,
+	}
+	if relay != nil {
+		switch cfg.HoldMusic {
+		case "off":
+		case "":
+			bcfg.HoldMusic = media.HoldTone()
+		default:
+			if bcfg.HoldMusic, err = media.LoadWAV(cfg.HoldMusic); err != nil {
+				return fmt.Errorf("config: hold-music: %w (convert it, use \"\" for the built-in tone, or off)", err)
+			}
+		}
 	}
 	if udp != nil {
 		bcfg.UDPLocal = udp.LocalAddr().(*net.UDPAddr)
