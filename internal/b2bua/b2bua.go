@@ -97,6 +97,7 @@ type B2BUA struct {
 	legs    map[string]*leg                       // dialog key -> leg, both legs of every call; guarded by mu
 	ends    map[string]*sipgo.DialogServerSession // dialogs the PBX answered itself; guarded by mu
 	gone    map[string]*party                     // parties transferred out of their call, until their dialog ends; guarded by mu
+	parked  map[int]*parked                       // calls waiting in a park slot; guarded by mu
 	calls   map[*Call]struct{}
 	ringing map[*ringing]struct{} // attempts not yet answered; guarded by mu
 	idle    chan struct{}         // closed when calls becomes empty while closing; guarded by mu
@@ -139,6 +140,7 @@ func New(cfg Config) *B2BUA {
 		legs:    make(map[string]*leg),
 		ends:    make(map[string]*sipgo.DialogServerSession),
 		gone:    make(map[string]*party),
+		parked:  make(map[int]*parked),
 		calls:   make(map[*Call]struct{}),
 		ringing: make(map[*ringing]struct{}),
 	}

@@ -78,6 +78,10 @@ func (b *B2BUA) refer(c *Call, from side, req *sip.Request, tx sip.ServerTransac
 		tx.Respond(response.New(req, 403))
 		return
 	}
+	if slot, ok := ParkSlot(target.User, ParkPrefix); ok {
+		b.park(c, from, slot, responsible, req, tx)
+		return
+	}
 	if replaces != "" {
 		b.attended(c, from, responsible, target, replaces, req, tx)
 		return

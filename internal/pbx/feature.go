@@ -10,12 +10,14 @@ import (
 
 	"github.com/sekisho/sekisho/internal/admin"
 	"github.com/sekisho/sekisho/internal/audit"
+	"github.com/sekisho/sekisho/internal/b2bua"
 	"github.com/sekisho/sekisho/internal/chain"
 	"github.com/sekisho/sekisho/internal/response"
 	"github.com/sekisho/sekisho/internal/store"
 )
 
-// Feature codes a phone dials to change its own settings. Each sets or
+// Feature codes a phone dials to change its own settings (and *86 and a
+// slot, b2bua.PickupPrefix, to pick up a parked call). Each sets or
 // clears the caller's forward for one condition; a number to forward to
 // follows the set codes, dialled as the phone would dial it.
 var featureCodes = map[string]struct {
@@ -38,7 +40,8 @@ func (s *Server) feature(req *sip.Request, tx sip.ServerTransaction, a *chain.At
 		return false
 	}
 	fc, ok := featureCodes[a.Dialled[:3]]
-	if !ok {
+	slot, pickup := b2bua.ParkSlot(a.Dialled, b2bua.PickupPrefix)
+	if !ok && !pickup {
 		return false
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -54,6 +57,13 @@ func (s *Server) feature(req *sip.Request, tx sip.ServerTransaction, a *chain.At
 	case a.Trunk != "" || a.Caller == "":
 		// A carrier changes no extension's settings.
 		tx.Respond(response.New(req, 403))
+		return true
+	}
+	if pickup {
+		// Picking up a parked call places no call: the parked leg was
+		// decided and is counted already. Any extension of the office may.
+		s.log.Info("pbx: pickup", "ext", a.Caller, "slot", slot)
+		s.b2b.Pickup(req, tx, slot, a.Caller)
 		return true
 	}
 	number := strings.TrimPrefix(a.Dialled, a.Dialled[:3])
