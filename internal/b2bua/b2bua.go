@@ -69,6 +69,9 @@ type Config struct {
 	// and the status for the requester; the refusal is evidence. nil
 	// refuses every such leg.
 	Place func(ctx context.Context, feature, responsible string, target sip.Uri, callID string) (*chain.Attempt, *cdr.Record, int)
+	// Voicemail takes an extension's calls nobody answered (busy, no
+	// answer, no phone registered) when it has a mailbox; nil: never.
+	Voicemail Voicemail
 	// HoldMusic is played by the PBX to a party the other puts on hold;
 	// nil relays the hold to the other party instead.
 	HoldMusic *media.Music
@@ -234,6 +237,7 @@ func (b *B2BUA) Originate(req *sip.Request, tx sip.ServerTransaction, a *chain.A
 	body := req.Body()
 	var sess *media.Session
 	var answered *Call // set once the call is up; read by the idle callback
+	var handedOff bool // the session went to a mailbox's line
 	var answeredMu sync.Mutex
 	if b.cfg.Media != nil {
 		offer, err := media.ParseSDP(body)
@@ -261,10 +265,11 @@ func (b *B2BUA) Originate(req *sip.Request, tx sip.ServerTransaction, a *chain.A
 			rec.Finish(code, err.Error(), "pbx")
 			return
 		}
-		// Until the call is up and tracked, the session is ours to free.
+		// Until the call is up and tracked (or a mailbox took it), the
+		// session is ours to free.
 		defer func() {
 			answeredMu.Lock()
-			up := answered != nil
+			up := answered != nil || handedOff
 			answeredMu.Unlock()
 			if !up {
 				sess.Close()
@@ -373,6 +378,36 @@ func (b *B2BUA) Originate(req *sip.Request, tx sip.ServerTransaction, a *chain.A
 		}
 	}
 
+	if winner == nil && b.cfg.Voicemail != nil && sess != nil && a.CalleeExt != "" && a.Feature == "" &&
+		as.Context().Err() == nil && context.Cause(baseCtx) == nil {
+		// Busy or no answer, and no forward took the call: the callee's
+		// mailbox, if it has one. The PBX answers; nothing is placed.
+		code, _, _ := b.failure(as.Context(), ringCtx, failures, false)
+		vctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		has := (code == 486 || code == 480) && b.cfg.Voicemail.Has(vctx, a.CalleeExt)
+		cancel()
+		if has {
+			aMu.Lock()
+			line, err := b.answerLine(as, sess, req.Body())
+			aMu.Unlock()
+			if err == nil {
+				answeredMu.Lock()
+				handedOff = true
+				answeredMu.Unlock()
+				rec.Answered()
+				rec.Update(func(c *store.CDR) { c.ResultCode = 200 })
+				ext, caller := a.CalleeExt, a.Caller
+				go func() {
+					reason := b.cfg.Voicemail.Deposit(line, ext, caller)
+					line.close()
+					sess.Close()
+					rec.Finish(200, reason, "caller")
+				}()
+				return
+			}
+			log.Warn("b2bua: voicemail could not answer", "err", err)
+		}
+	}
 	if winner == nil {
 		if cause := context.Cause(baseCtx); cause != nil && !errors.Is(cause, context.Canceled) && as.Context().Err() == nil {
 			aMu.Lock()

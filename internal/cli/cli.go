@@ -77,6 +77,10 @@ Commands:
                          EXT may not dial NUMBER (checked again on every forwarded call)
   sekisho forward clear EXT [--when ...]
   sekisho forward list [EXT]
+  sekisho voicemail enable EXT [--email ADDR]   a mailbox for EXT; prints its random PIN once
+  sekisho voicemail pin EXT                      a new random PIN (lifts a PIN lock)
+  sekisho voicemail disable EXT | list [EXT] | del EXT ID
+                         calls EXT does not answer go to its mailbox; EXT dials *97 to listen
   sekisho maintenance on|off|show
                          the office's switch for the vendor's access: console logins and
                          the centre's maintenance sessions
@@ -167,6 +171,8 @@ func run(args []string, env Env) error {
 		return forwardCmd(args[1:], env)
 	case "group":
 		return groupCmd(args[1:], env)
+	case "voicemail":
+		return voicemailCmd(args[1:], env)
 	case "centre":
 		return centreCmd(args[1:], env)
 	case "fleet":

@@ -171,8 +171,21 @@ var errNoPeer = errors.New("media: no address to play to")
 // plays, what the other side sends is not relayed to that side, so the
 // held party hears the music and nothing of the call it was held from.
 func (s *Session) Play(to Side, m *Music, pt uint8) (stop func()) {
+	stop, _ = s.play(to, m, pt, true)
+	return stop
+}
+
+// PlayOnce plays m to side to once; finished is closed when it has been
+// played to the end or stopped.
+func (s *Session) PlayOnce(to Side, m *Music, pt uint8) (stop func(), finished <-chan struct{}) {
+	return s.play(to, m, pt, false)
+}
+
+func (s *Session) play(to Side, m *Music, pt uint8, loop bool) (func(), <-chan struct{}) {
+	finished := make(chan struct{})
 	if to != SideA && to != SideB || m == nil || s.closed.Load() {
-		return func() {}
+		close(finished)
+		return func() {}, finished
 	}
 	done := make(chan struct{})
 	s.mu.Lock()
@@ -182,6 +195,7 @@ func (s *Session) Play(to Side, m *Music, pt uint8) (stop func()) {
 	rand.Read(hdr[2:12])           // random sequence, timestamp and SSRC (RFC 3550 5.1)
 	hdr[0], hdr[1] = 0x80, pt|0x80 // version 2; marker on the first packet
 	go func() {
+		defer close(finished)
 		pkt := make([]byte, rtpHdrSize+frameSize)
 		copy(pkt, hdr[:])
 		seq, ts := binary.BigEndian.Uint16(pkt[2:]), binary.BigEndian.Uint32(pkt[4:])
@@ -197,7 +211,11 @@ func (s *Session) Play(to Side, m *Music, pt uint8) (stop func()) {
 			if s.closed.Load() {
 				return
 			}
-			pos = m.frame(pos, pt, pkt[rtpHdrSize:])
+			next := m.frame(pos, pt, pkt[rtpHdrSize:])
+			if !loop && next < pos {
+				return // the end: the last frame would wrap around
+			}
+			pos = next
 			binary.BigEndian.PutUint16(pkt[2:], seq)
 			binary.BigEndian.PutUint32(pkt[4:], ts)
 			s.mu.Lock()
@@ -212,7 +230,7 @@ func (s *Session) Play(to Side, m *Music, pt uint8) (stop func()) {
 		}
 	}()
 	var once bool
-	return func() {
+	stop := func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		if once {
@@ -222,6 +240,71 @@ func (s *Session) Play(to Side, m *Music, pt uint8) (stop func()) {
 		s.playing[to] = false
 		close(done)
 	}
+	if !loop {
+		go func() {
+			<-finished
+			stop()
+		}()
+	}
+	return stop, finished
+}
+
+// Listen hands every valid RTP packet that side sends from its latched
+// source to fn, as well as relaying it: the PBX's own ear, for recording
+// a message or reading DTMF. fn runs on the relay's read goroutine and
+// must not keep pkt. nil stops listening.
+func (s *Session) Listen(side Side, fn func(pkt []byte)) {
+	if side != SideA && side != SideB {
+		return
+	}
+	s.mu.Lock()
+	s.tap[side] = fn
+	s.mu.Unlock()
+}
+
+// DecodeG711 decodes a PCMU or PCMA payload into out (which must hold
+// len(payload) samples) and returns the samples written; 0 for another
+// payload type.
+func DecodeG711(pt uint8, payload []byte, out []int16) int {
+	if pt != PayloadPCMU && pt != PayloadPCMA || len(out) < len(payload) {
+		return 0
+	}
+	for i, b := range payload {
+		if pt == PayloadPCMU {
+			out[i] = ulawDecode(b)
+		} else {
+			out[i] = alawDecode(b)
+		}
+	}
+	return len(payload)
+}
+
+func ulawDecode(b byte) int16 {
+	b = ^b
+	t := (int(b&0x0f) << 3) + 0x84
+	t <<= (b & 0x70) >> 4
+	if b&0x80 != 0 {
+		return int16(0x84 - t)
+	}
+	return int16(t - 0x84)
+}
+
+func alawDecode(b byte) int16 {
+	b ^= 0x55
+	t := int(b&0x0f) << 4
+	switch seg := (b & 0x70) >> 4; seg {
+	case 0:
+		t += 8
+	case 1:
+		t += 0x108
+	default:
+		t += 0x108
+		t <<= seg - 1
+	}
+	if b&0x80 != 0 {
+		return int16(t)
+	}
+	return int16(-t)
 }
 
 func (s *Session) send(to Side, dst netip.AddrPort, pkt []byte) error {
@@ -231,3 +314,6 @@ func (s *Session) send(to Side, dst netip.AddrPort, pkt []byte) error {
 	_, err := s.conns[to][rtpKind].WriteToUDPAddrPort(pkt, dst)
 	return err
 }
+
+// NewMusic returns 8 kHz samples as Music (prompts a PBX feature makes).
+func NewMusic(samples []int16) *Music { return &Music{samples: samples} }

@@ -126,3 +126,32 @@ func TestPlay(t *testing.T) {
 		t.Fatalf("after the music A got %x, want B's packet", got)
 	}
 }
+
+// TestG711RoundTrip: decoding what was encoded gives the sample back
+// within G.711's step size for its magnitude.
+func TestG711RoundTrip(t *testing.T) {
+	for v := -32768; v <= 32767; v += 7 {
+		for _, pt := range []uint8{PayloadPCMU, PayloadPCMA} {
+			enc := ulaw(int16(v))
+			if pt == PayloadPCMA {
+				enc = alaw(int16(v))
+			}
+			out := make([]int16, 1)
+			DecodeG711(pt, []byte{enc}, out)
+			diff := int(out[0]) - v
+			if diff < 0 {
+				diff = -diff
+			}
+			if limit := max(abs(v)/16, 40); diff > limit {
+				t.Fatalf("pt %d: %d came back as %d", pt, v, out[0])
+			}
+		}
+	}
+}
+
+func abs(v int) int {
+	if v < 0 {
+		return -v
+	}
+	return v
+}

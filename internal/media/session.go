@@ -98,6 +98,8 @@ type Session struct {
 	// playing marks a side that hears music from the PBX (Play): RTP
 	// from the other side is not relayed to it meanwhile.
 	playing [2]bool
+	// tap receives each side's RTP as well (Listen).
+	tap [2]func([]byte)
 
 	// Owned by the relay's idle goroutine.
 	idleHeard uint64
@@ -296,7 +298,14 @@ func (s *Session) forward(side Side, k kind, pkt []byte, src netip.AddrPort) {
 	}
 	dst := s.destLocked(other, k)
 	muted := k == rtpKind && s.playing[other]
+	var tap func([]byte)
+	if k == rtpKind {
+		tap = s.tap[side]
+	}
 	s.mu.Unlock()
+	if tap != nil {
+		tap(pkt)
+	}
 
 	if latched {
 		s.log.Info("media: latched", "side", side, "rtcp", k == rtcpKind, "src", src)

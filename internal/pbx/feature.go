@@ -17,7 +17,8 @@ import (
 )
 
 // Feature codes a phone dials to change its own settings (and *86 and a
-// slot, b2bua.PickupPrefix, to pick up a parked call). Each sets or
+// slot, b2bua.PickupPrefix, to pick up a parked call, and *97 for its
+// mailbox). Each sets or
 // clears the caller's forward for one condition; a number to forward to
 // follows the set codes, dialled as the phone would dial it.
 var featureCodes = map[string]struct {
@@ -41,7 +42,8 @@ func (s *Server) feature(req *sip.Request, tx sip.ServerTransaction, a *chain.At
 	}
 	fc, ok := featureCodes[a.Dialled[:3]]
 	slot, pickup := b2bua.ParkSlot(a.Dialled, b2bua.PickupPrefix)
-	if !ok && !pickup {
+	mailbox := a.Dialled == VoicemailCode
+	if !ok && !pickup && !mailbox {
 		return false
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -57,6 +59,13 @@ func (s *Server) feature(req *sip.Request, tx sip.ServerTransaction, a *chain.At
 	case a.Trunk != "" || a.Caller == "":
 		// A carrier changes no extension's settings.
 		tx.Respond(response.New(req, 403))
+		return true
+	}
+	if mailbox {
+		// The caller's own mailbox only: the extension authenticated, and
+		// the PIN is asked for as well (a phone left unattended, or a
+		// stolen SIP password, does not open the messages).
+		s.retrieve(req, tx, a.Caller)
 		return true
 	}
 	if pickup {

@@ -321,6 +321,11 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 			}
 		}
 	}
+	if v.Status == 480 && a.Feature == "" && a.CalleeExt != "" && s.mail.Has(ctx, a.CalleeExt) {
+		// No phone registered and no forward took it: the mailbox does.
+		v = chain.Pass("voicemail: " + a.CalleeExt + " has no registered phone")
+		a.Trail = append(a.Trail, chain.Step{Stage: "voicemail", Verdict: v})
+	}
 	cancel()
 	r := store.CDR{
 		CallID: req.CallID().Value(), Caller: a.Caller, Source: a.Source,

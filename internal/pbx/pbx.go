@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -43,6 +44,7 @@ import (
 	"github.com/sekisho/sekisho/internal/store"
 	"github.com/sekisho/sekisho/internal/trunk"
 	"github.com/sekisho/sekisho/internal/vault"
+	"github.com/sekisho/sekisho/internal/voicemail"
 )
 
 // Server is a running PBX.
@@ -60,7 +62,13 @@ type Server struct {
 	cdrs   *cdr.Writer
 	book   *policy.Book
 	audit  *audit.Recorder
-	guard  *guard.Guard
+	mail   *voicemail.Service
+	// host and port are the advertised SIP address; udpLocal the UDP
+	// listener's, which requests to phones are sent from.
+	host     string
+	port     int
+	udpLocal *net.UDPAddr
+	guard    *guard.Guard
 	// phoneNets are where phones may come from (--phone-networks).
 	phoneNets []netip.Prefix
 	// sources remembers the (extension, address) pairs already in the
@@ -280,6 +288,10 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if udp != nil {
 		bcfg.UDPLocal = udp.LocalAddr().(*net.UDPAddr)
 	}
+	s.host, s.port, s.udpLocal = host, port, bcfg.UDPLocal
+	s.mail = &voicemail.Service{Store: st, Dir: filepath.Join(cfg.Data, "voicemail"), Log: log.With("component", "voicemail"),
+		Audit: s.audit, Notify: s.mwi}
+	bcfg.Voicemail = mailboxes{s.mail}
 	s.b2b = b2bua.New(bcfg)
 	regs := trunk.NewRegistrations(s.trunks, s.client, st, log, host, port, bcfg.UDPLocal)
 	defer regs.Close()

@@ -357,6 +357,27 @@ var migrations = []string{
 		pos INTEGER NOT NULL,
 		PRIMARY KEY (grp, ext)
 	);`,
+	// 15: voicemail: a mailbox per extension (the PIN only as an argon2id
+	// hash, its failed tries and lock for brute-force protection) and the
+	// messages left in it (the audio is a WAV file under DATA/voicemail).
+	`CREATE TABLE voicemail_boxes (
+		ext          TEXT PRIMARY KEY REFERENCES extensions(number) ON DELETE CASCADE,
+		pin_hash     TEXT NOT NULL,
+		email        TEXT NOT NULL DEFAULT '',
+		fails        INTEGER NOT NULL DEFAULT 0,
+		locked_until INTEGER NOT NULL DEFAULT 0,
+		created_at   INTEGER NOT NULL
+	);
+	CREATE TABLE voicemail_messages (
+		id          INTEGER PRIMARY KEY,
+		ext         TEXT NOT NULL REFERENCES voicemail_boxes(ext) ON DELETE CASCADE,
+		caller      TEXT NOT NULL,
+		received_at INTEGER NOT NULL,
+		duration_ms INTEGER NOT NULL,
+		file        TEXT NOT NULL,
+		heard       INTEGER NOT NULL DEFAULT 0
+	);
+	CREATE INDEX voicemail_messages_ext ON voicemail_messages (ext, id);`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
