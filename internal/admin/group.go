@@ -63,7 +63,10 @@ func AddGroup(ctx context.Context, st *store.Store, g store.Group) (store.Group,
 			return g, refuse("overflow", "a group cannot overflow to itself")
 		}
 		if _, err := st.Group(ctx, g.Overflow); err != nil {
-			return g, &FieldError{Field: "overflow", Msg: "no group " + g.Overflow + ": create it first", Err: err}
+			// Or an extension's mailbox.
+			if _, ok, merr := st.GetMailbox(ctx, g.Overflow); merr != nil || !ok {
+				return g, &FieldError{Field: "overflow", Msg: "no group " + g.Overflow + " and no mailbox of that extension: create it first (sekisho group add, or sekisho voicemail enable)", Err: err}
+			}
 		}
 	}
 	if g.Created.IsZero() {

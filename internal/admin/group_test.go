@@ -59,4 +59,14 @@ func TestAddGroup(t *testing.T) {
 	if h, _ := st.Group(ctx, "601"); len(h.Members) != 1 || h.Members[0] != "201" {
 		t.Fatalf("a deleted extension stayed a member: %+v", h)
 	}
+	// Overflow to a mailbox: only an extension that has one.
+	if _, err := AddGroup(ctx, st, g("602", "", 0, "201", "201")); field(err) != "overflow" {
+		t.Fatalf("overflow to an extension without a mailbox: %v", err)
+	}
+	if err := st.SetMailbox(ctx, store.Mailbox{Ext: "201", PINHash: "x", Created: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := AddGroup(ctx, st, g("602", "", 0, "201", "201")); err != nil {
+		t.Fatalf("overflow to 201's mailbox: %v", err)
+	}
 }

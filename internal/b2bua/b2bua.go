@@ -378,13 +378,17 @@ func (b *B2BUA) Originate(req *sip.Request, tx sip.ServerTransaction, a *chain.A
 		}
 	}
 
-	if winner == nil && b.cfg.Voicemail != nil && sess != nil && a.CalleeExt != "" && a.Feature == "" &&
+	mailbox := a.CalleeExt
+	if mailbox == "" {
+		mailbox = a.Mailbox // a ring group's overflow
+	}
+	if winner == nil && b.cfg.Voicemail != nil && sess != nil && mailbox != "" && a.Feature == "" &&
 		as.Context().Err() == nil && context.Cause(baseCtx) == nil {
 		// Busy or no answer, and no forward took the call: the callee's
 		// mailbox, if it has one. The PBX answers; nothing is placed.
 		code, _, _ := b.failure(as.Context(), ringCtx, failures, false)
 		vctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		has := (code == 486 || code == 480) && b.cfg.Voicemail.Has(vctx, a.CalleeExt)
+		has := (code == 486 || code == 480) && b.cfg.Voicemail.Has(vctx, mailbox)
 		cancel()
 		if has {
 			aMu.Lock()
@@ -396,7 +400,7 @@ func (b *B2BUA) Originate(req *sip.Request, tx sip.ServerTransaction, a *chain.A
 				answeredMu.Unlock()
 				rec.Answered()
 				rec.Update(func(c *store.CDR) { c.ResultCode = 200 })
-				ext, caller := a.CalleeExt, a.Caller
+				ext, caller := mailbox, a.Caller
 				go func() {
 					reason := b.cfg.Voicemail.Deposit(line, ext, caller)
 					line.close()

@@ -182,6 +182,9 @@ type Attempt struct {
 	Group string
 	Ring  time.Duration
 	Next  []Round
+	// Mailbox is the extension whose voicemail takes a ring group's call
+	// when no round is answered (the group's overflow).
+	Mailbox string
 
 	// Set by the limits stage: how long an answered call may last (0: no
 	// limit of its own), and the reservation that must be settled exactly

@@ -321,9 +321,9 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 			}
 		}
 	}
-	if v.Status == 480 && a.Feature == "" && a.CalleeExt != "" && s.mail.Has(ctx, a.CalleeExt) {
+	if mb := orDialled(a.CalleeExt, a.Mailbox); v.Status == 480 && a.Feature == "" && mb != "" && s.mail.Has(ctx, mb) {
 		// No phone registered and no forward took it: the mailbox does.
-		v = chain.Pass("voicemail: " + a.CalleeExt + " has no registered phone")
+		v = chain.Pass("voicemail: nobody registered for " + a.Dialled + "; " + mb + "'s mailbox takes it")
 		a.Trail = append(a.Trail, chain.Step{Stage: "voicemail", Verdict: v})
 	}
 	cancel()

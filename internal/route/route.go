@@ -118,9 +118,14 @@ func (s Stage) group(ctx context.Context, a *chain.Attempt, n string) chain.Verd
 		if g.Overflow == "" {
 			break
 		}
-		if g, err = s.Accounts.Group(ctx, g.Overflow); err != nil {
-			break // an overflow group deleted since: ring what there is
+		next, err := s.Accounts.Group(ctx, g.Overflow)
+		if err != nil {
+			// Not a group: an extension's mailbox takes what nobody
+			// answered (or a group deleted since: ring what there is).
+			a.Mailbox = g.Overflow
+			break
 		}
+		g = next
 	}
 	if len(rounds) == 0 {
 		return chain.Deny(480, "route: group "+n+" has no member with a registered contact")

@@ -83,6 +83,7 @@ func TestGroups(t *testing.T) {
 			"620": {Number: "620", Strategy: store.Hunt, Ring: ring, Members: []string{"201"}, Overflow: "621"},
 			"621": {Number: "621", Strategy: store.Hunt, Ring: ring, Members: []string{"202"}, Overflow: "620"},
 			"630": {Number: "630", Strategy: store.RingAll, Ring: ring, Members: []string{"203"}},
+			"640": {Number: "640", Strategy: store.RingAll, Ring: ring, Members: []string{"203"}, Overflow: "202"},
 		},
 		DIDs: map[string]store.DID{"0312340000": {Number: "0312340000", Extension: "610"}},
 	}
@@ -109,6 +110,11 @@ func TestGroups(t *testing.T) {
 	}
 	if _, v := run(chain.KindExtension, "630"); v.Status != 480 {
 		t.Fatalf("no member registered: %+v", v)
+	}
+	// Overflow to a mailbox: nobody registered, but the call is for 202's
+	// voicemail (the group's number is no extension: CalleeExt stays "").
+	if a, v := run(chain.KindExtension, "640"); v.Status != 480 || a.Mailbox != "202" || a.CalleeExt != "" {
+		t.Fatalf("overflow to a mailbox: %+v %+v", a, v)
 	}
 	if _, v := run(chain.KindExtension, "699"); v.Status != 404 {
 		t.Fatalf("no such group: %+v", v)
