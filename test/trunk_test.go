@@ -105,6 +105,24 @@ func TestTrunkOutbound(t *testing.T) {
 	if rec.Direction != "outbound" || rec.Trunk != "carrier" || rec.SentNumber != "0312345678" {
 		t.Errorf("record direction/trunk/sent = %q/%q/%q, want outbound/carrier/0312345678", rec.Direction, rec.Trunk, rec.SentNumber)
 	}
+	if inv.header("Privacy") != "" {
+		t.Errorf("Privacy %q on a call that did not ask for it", inv.header("Privacy"))
+	}
+
+	// 184 before the number hides the caller's number (RFC 3323): the
+	// carrier gets the same canonical number, an anonymous From, Privacy:
+	// id, and the asserted identity it needs for billing.
+	_, cr = callOut(t, p, pw201, carrierPort, "0"+"184"+"0312345678", "uac_call.xml")
+	inv = cr.received("INVITE ")[1]
+	if want := "INVITE sip:0312345678@"; !strings.HasPrefix(inv.First, want) {
+		t.Errorf("withheld call: Request-URI line %q, want the canonical number", inv.First)
+	}
+	if from := inv.header("From"); !strings.Contains(from, "sip:anonymous@anonymous.invalid") || strings.Contains(from, trunkCallerID) {
+		t.Errorf("withheld call: From %q", from)
+	}
+	if inv.header("Privacy") != "id" || !strings.Contains(inv.header("P-Asserted-Identity"), trunkCallerID) {
+		t.Errorf("withheld call: Privacy %q, P-Asserted-Identity %q", inv.header("Privacy"), inv.header("P-Asserted-Identity"))
+	}
 }
 
 // TestTrunkOutboundDenied: an attacker holding a domestic-only

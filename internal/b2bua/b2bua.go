@@ -617,6 +617,7 @@ func (b *B2BUA) newLeg(ctype *sip.ContentTypeHeader, body []byte, a *chain.Attem
 	var ruri, fromURI, toURI sip.Uri
 	display := a.Caller
 	var pai *sip.Uri
+	private := false
 	if t.Trunk != "" {
 		tr, ok := b.cfg.Trunks.Get(t.Trunk)
 		if !ok {
@@ -640,6 +641,15 @@ func (b *B2BUA) newLeg(ctype *sip.ContentTypeHeader, body []byte, a *chain.Attem
 		fromURI = sip.Uri{Scheme: "sip", User: cid, Host: tr.Host}
 		toURI = sip.Uri{Scheme: "sip", User: t.Number, Host: tr.Host}
 		pai = &sip.Uri{Scheme: "sip", User: cid, Host: tr.Host}
+		if a.Dest.Withhold {
+			// 184 before the number: the caller hides its number (RFC
+			// 3323). The callee sees an anonymous From; the carrier still
+			// gets the asserted identity, marked private, which it needs
+			// for billing and for emergency call-backs.
+			display = "Anonymous"
+			fromURI = sip.Uri{Scheme: "sip", User: "anonymous", Host: "anonymous.invalid"}
+			private = true
+		}
 		if tr.Username != "" {
 			pw, err := b.cfg.Trunks.Password(tr)
 			if err != nil {
@@ -670,6 +680,9 @@ func (b *B2BUA) newLeg(ctype *sip.ContentTypeHeader, body []byte, a *chain.Attem
 	inv.AppendHeader(sip.NewHeader("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO"))
 	if pai != nil {
 		inv.AppendHeader(sip.NewHeader("P-Asserted-Identity", "<"+pai.String()+">"))
+	}
+	if private {
+		inv.AppendHeader(sip.NewHeader("Privacy", "id"))
 	}
 	if len(body) > 0 {
 		if ctype != nil {
