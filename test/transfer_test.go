@@ -1,6 +1,10 @@
 package test
 
 import (
+	"context"
+	"fmt"
+	"math"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -197,4 +201,87 @@ func newest(rs []CDR) CDR {
 		}
 	}
 	return best
+}
+
+// TestTransferPhones: the transfer button of a real phone. 201, 202 and
+// 203 are baresip phones playing 440, 880 and 1300 Hz. 201 calls 202;
+// 202 transfers the call to 203 (baresip's transfer: a blind REFER). 202's
+// call ends, and 201 and 203 hear each other: 201 hears 202's tone first,
+// then 203's; 203 hears 201's.
+func TestTransferPhones(t *testing.T) {
+	requireTool(t, "baresip")
+	ctx, cancel := context.WithTimeout(context.Background(), 55*time.Second)
+	defer cancel()
+	p := startPBX(t)
+	dir := t.TempDir()
+	phones := map[string]*baresipUA{}
+	for _, ph := range []struct {
+		ext  string
+		tone float64
+	}{{"201", 440}, {"202", 880}, {"203", 1300}} {
+		wav := filepath.Join(dir, ph.ext+".wav")
+		if err := writeToneWAV(wav, ph.tone, 40, 8000); err != nil {
+			t.Fatal(err)
+		}
+		phones[ph.ext] = startBaresip(ctx, t, "phone-"+ph.ext, ph.ext, p.AddExt(t, ph.ext), p, wav)
+	}
+	for _, ph := range phones {
+		ph.waitRegistered(t, 10*time.Second)
+	}
+	a, b, c := phones["201"], phones["202"], phones["203"]
+	if r, err := a.command("dial", fmt.Sprintf("sip:202@%s", p.SIPAddr())); err != nil || !r.OK {
+		t.Fatalf("dial: %+v %v", r, err)
+	}
+	if _, ok := b.waitEvent(10*time.Second, isEvent("CALL_ESTABLISHED")); !ok {
+		t.Fatalf("202 never answered\n%s", a.log())
+	}
+	time.Sleep(1500 * time.Millisecond)
+	if r, err := b.command("transfer", fmt.Sprintf("sip:203@%s", p.SIPAddr())); err != nil || !r.OK {
+		t.Fatalf("transfer: %+v %v", r, err)
+	}
+	if _, ok := c.waitEvent(10*time.Second, isEvent("CALL_ESTABLISHED")); !ok {
+		t.Fatalf("203 never got the transferred call\n%s", b.log())
+	}
+	if _, ok := b.waitEvent(10*time.Second, isEvent("CALL_CLOSED")); !ok {
+		t.Errorf("202's call did not end after its transfer")
+	}
+	time.Sleep(2500 * time.Millisecond)
+	if r, err := a.command("hangup", ""); err != nil || !r.OK {
+		t.Fatalf("hangup: %+v %v", r, err)
+	}
+	if _, ok := c.waitEvent(5*time.Second, isEvent("CALL_CLOSED")); !ok {
+		t.Errorf("201's hang-up did not reach 203")
+	}
+	for _, ph := range phones {
+		ph.stop()
+	}
+	heard := func(ua *baresipUA) pcm {
+		path, err := ua.recording()
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, err := readWAV(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w
+	}
+	wa, wc := heard(a), heard(c)
+	start, end := audibleSpan(wa)
+	if start < 0 {
+		t.Fatal("201 heard nothing")
+	}
+	if f := strongestIn(wa, start+wa.Rate/4, wa.Rate/2); math.Abs(f-880) > 5 {
+		t.Errorf("201 first heard %.0f Hz, want 202's 880 Hz", f)
+	}
+	if f := strongestIn(wa, end-wa.Rate, wa.Rate/2); math.Abs(f-1300) > 5 {
+		t.Errorf("201 last heard %.0f Hz, want 203's 1300 Hz", f)
+	}
+	if f, _, err := dominantFrequency(wc); err != nil || math.Abs(f-440) > 5 {
+		t.Errorf("203 heard %.0f Hz (%v), want 201's 440 Hz", f, err)
+	}
+	rs := p.waitCDRs(t, "the call's and the transfer's records", allCallsDone(2))
+	if own, xfer := splitTransferRecords(t, rs, "201"); xfer.Caller != "202" || xfer.Callee != "203" || !strings.Contains(own.ResultReason, "REFER to 203 answered 202") {
+		t.Errorf("records: %+v / %+v", own, xfer)
+	}
 }
