@@ -1,7 +1,10 @@
 package test
 
 import (
+	"context"
 	"fmt"
+	"math"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -92,4 +95,63 @@ func TestRingGroup(t *testing.T) {
 		}
 		return n == 3
 	})
+}
+
+// TestRingGroupPhones: a ring-all group of two baresip phones (202 at
+// 880 Hz, 203 at 1300 Hz), both answering at once. The first answer wins:
+// 201 is bridged to one phone only and hears that phone's tone from the
+// start of the call to its end, and the record names that phone.
+func TestRingGroupPhones(t *testing.T) {
+	requireTool(t, "baresip")
+	ctx, cancel := context.WithTimeout(context.Background(), 55*time.Second)
+	defer cancel()
+	p := startPBX(t)
+	dir := t.TempDir()
+	phones := map[string]*baresipUA{}
+	tones := map[string]float64{"201": 440, "202": 880, "203": 1300}
+	for ext, tone := range tones {
+		wav := filepath.Join(dir, ext+".wav")
+		if err := writeToneWAV(wav, tone, 40, 8000); err != nil {
+			t.Fatal(err)
+		}
+		phones[ext] = startBaresip(ctx, t, "phone-"+ext, ext, p.AddExt(t, ext), p, wav)
+	}
+	for _, ph := range phones {
+		ph.waitRegistered(t, 10*time.Second)
+	}
+	p.run(t, "group", "add", "600", "--members", "202,203")
+	a := phones["201"]
+	if r, err := a.command("dial", fmt.Sprintf("sip:600@%s", p.SIPAddr())); err != nil || !r.OK {
+		t.Fatalf("dial: %+v %v", r, err)
+	}
+	if _, ok := a.waitEvent(10*time.Second, isEvent("CALL_ESTABLISHED")); !ok {
+		t.Fatalf("the group never answered\n%s", a.log())
+	}
+	time.Sleep(3 * time.Second)
+	if r, err := a.command("hangup", ""); err != nil || !r.OK {
+		t.Fatalf("hangup: %+v %v", r, err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	for _, ph := range phones {
+		ph.stop()
+	}
+	path, err := a.recording()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := readWAV(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start, end := audibleSpan(w)
+	if start < 0 || end-start < 2*w.Rate {
+		t.Fatalf("201 heard %.2f s", float64(end-start)/float64(w.Rate))
+	}
+	first := strongestIn(w, start+w.Rate/4, w.Rate/2)
+	last := strongestIn(w, end-w.Rate, w.Rate/2)
+	rec := waitOneCDR(t, p)
+	want := tones[rec.Callee]
+	if rec.Callee != "202" && rec.Callee != "203" || math.Abs(first-want) > 5 || math.Abs(last-want) > 5 {
+		t.Errorf("record callee %q (%.0f Hz); 201 heard %.0f Hz first and %.0f Hz last", rec.Callee, want, first, last)
+	}
 }

@@ -455,7 +455,12 @@ func (b *B2BUA) Originate(req *sip.Request, tx sip.ServerTransaction, a *chain.A
 		}
 	}
 	rec.Answered()
-	rec.Update(func(c *store.CDR) { c.ResultCode = 200 })
+	rec.Update(func(c *store.CDR) {
+		c.ResultCode = 200
+		if a.Group != "" && info.Callee != "" {
+			c.Callee = info.Callee // the member who answered; dialled keeps the group
+		}
+	})
 	call := &Call{log: log, sess: sess, sessAddr: b.cfg.MediaAddr, info: []CallInfo{info}, recs: []*cdr.Record{rec}}
 	call.p[sideA] = serverParty(as, aExt, req.Body())
 	call.p[sideB] = clientParty(winner, info.Callee)

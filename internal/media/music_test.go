@@ -155,3 +155,39 @@ func abs(v int) int {
 	}
 	return v
 }
+
+// TestAnnouncedPeerTakesOver: two forks of a call both answer and send to
+// the relay's B port; the loser's packets come first and latch. The
+// winner's SDP (SetPeer) makes its address take the stream back, and the
+// loser's later packets are dropped: the caller hears the callee it was
+// bridged to, not whoever sent first.
+func TestAnnouncedPeerTakesOver(t *testing.T) {
+	checkGoroutines(t)
+	r := newRelay(t, 100, 0)
+	s, err := r.Open(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, winner, loser := newPhone(t, phoneAIP), newPhone(t, phoneBIP), newPhone(t, phoneBIP)
+	s.SetPeer(SideA, a.addr())
+	loser.send(t, false, s.Port(SideB), rtpPacket(t, 1, []byte("loser")))
+	if got, _ := a.recv(t, false); !bytes.Contains(got, []byte("loser")) {
+		t.Fatalf("before any answer: %x", got)
+	}
+	s.SetPeer(SideB, winner.addr())
+	loser.send(t, false, s.Port(SideB), rtpPacket(t, 2, []byte("loser again")))
+	a.recv(t, false) // latched again to the first sender after the answer
+	winner.send(t, false, s.Port(SideB), rtpPacket(t, 3, []byte("winner")))
+	if got, _ := a.recv(t, false); !bytes.Contains(got, []byte("winner")) {
+		t.Fatalf("the announced address did not take over: %x", got)
+	}
+	loser.send(t, false, s.Port(SideB), rtpPacket(t, 4, []byte("loser late")))
+	a.expectNothing(t, false)
+	if st := s.Stats(); st.SourceB != winner.addr() {
+		t.Fatalf("side B latched to %v, want the winner %v", st.SourceB, winner.addr())
+	}
+	a.send(t, false, s.Port(SideA), rtpPacket(t, 5, []byte("to the winner")))
+	if got, _ := winner.recv(t, false); !bytes.Contains(got, []byte("to the winner")) {
+		t.Fatalf("the winner did not get the caller's audio: %x", got)
+	}
+}

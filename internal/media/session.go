@@ -132,10 +132,16 @@ func (s *Session) SetPeer(side Side, rtp netip.AddrPort) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.peerSet[side] && s.peer[side] != rtp {
+	if s.peer[side] != rtp || !s.peerSet[side] {
+		// A new address, or the first one: latch again. Packets that came
+		// before the side's SDP was known were from somebody the PBX had
+		// not heard of yet: a forked callee that lost the race to answer,
+		// which keeps sending until its BYE arrives, or a port scanner.
+		if s.latch[side][rtpKind].IsValid() {
+			s.log.Info("media: peer set, latching again", "side", side, "peer", rtp, "was", s.latch[side][rtpKind])
+		}
 		s.latch[side] = [2]netip.AddrPort{}
 		s.warned[side] = false
-		s.log.Info("media: peer moved, latching again", "side", side, "peer", rtp)
 	}
 	s.peer[side] = rtp
 	s.peerSet[side] = true
@@ -279,11 +285,17 @@ func (s *Session) forward(side Side, k kind, pkt []byte, src netip.AddrPort) {
 		// sends from the NAT's public one (symmetric RTP, RFC 4961).
 		*l = src
 		latched = true
+	} else if *l != src && src == s.announcedLocked(side, k) {
+		// The address the side's SDP announced takes its stream back from
+		// an earlier latch: that one came from somebody else sending to
+		// the port first (a forked callee that lost the race to answer).
+		*l = src
+		latched = true
 	} else if *l != src {
-		// Never follow a later source: re-latching to whoever sent last
-		// would let any third party that learns the port take over the
-		// audio (hijack, or inject speech into the call). A phone whose
-		// address really changes says so with a re-INVITE (SetPeer).
+		// Never follow any other later source: re-latching to whoever
+		// sent last would let any third party that learns the port take
+		// over the audio (hijack, or inject speech into the call). A phone
+		// whose address really changes says so with a re-INVITE (SetPeer).
 		first := !s.warned[side]
 		s.warned[side] = true
 		latchedTo := *l
@@ -323,6 +335,19 @@ func (s *Session) forward(side Side, k kind, pkt []byte, src netip.AddrPort) {
 		return
 	}
 	s.fwd[side].Add(1)
+}
+
+// announcedLocked is the address side's SDP announced for kind k (RTCP
+// on the next port, RFC 3550 section 11); zero if none.
+func (s *Session) announcedLocked(side Side, k kind) netip.AddrPort {
+	p := s.peer[side]
+	if !p.IsValid() || k == rtpKind {
+		return p
+	}
+	if p.Port() == 65535 {
+		return netip.AddrPort{}
+	}
+	return netip.AddrPortFrom(p.Addr(), p.Port()+1)
 }
 
 // latchableLocked reports whether side's k socket may latch to src. RTP may
