@@ -59,3 +59,40 @@ func TestParkAndPickup(t *testing.T) {
 		}
 	}
 }
+
+// TestGroupPickup: 202 and 203 share ring group 600. 201 calls 202, whose
+// phone rings and rings; 203 dials *8 and gets the call: 202's phone is
+// cancelled, the PBX answers both 201 and 203, and 203's hang-up reaches
+// 201. The record names 203 as the callee and says it picked the call up.
+// 204, in no group with 202, gets 404 for *8 while 202 rings: a phone
+// cannot take calls of people it does not share a group with.
+func TestGroupPickup(t *testing.T) {
+	requireTool(t, "sipp")
+	p := startPBX(t)
+	pw201, pw202, pw203, pw204 := p.AddExt(t, "201"), p.AddExt(t, "202"), p.AddExt(t, "203"), p.AddExt(t, "204")
+	p.run(t, "group", "add", "600", "--members", "202,203")
+	port202 := freePort(t, calleeIP)
+	registerSIPp(t, p, "202", pw202, calleeIP, port202, 3600)
+
+	ringer := startSIPp(t, sippSpec{Name: "ringing-202", Scenario: "uas_ring_cancel.xml", IP: calleeIP, Port: port202, Service: "202"})
+	caller := startSIPp(t, sippSpec{Name: "caller-201", Scenario: "uac_call_wait_bye.xml", Target: p.SIPAddr(), IP: callerIP,
+		Service: "202", Rows: [][]string{{"201", pw201}}})
+	time.Sleep(800 * time.Millisecond) // 202 rings
+
+	stranger := runSIPp(t, sippSpec{Name: "stranger-204", Scenario: "uac_reject.xml", Target: p.SIPAddr(), IP: "127.0.0.6",
+		Service: "*8", Rows: [][]string{{"204", pw204}}, Sets: map[string]string{"want": "404"}})
+	if !stranger.ok(1) {
+		t.Errorf("204 outside the group:\n%s\n%s", stranger.summary(), stranger.report())
+	}
+	picker := runSIPp(t, sippSpec{Name: "picker-203", Scenario: "uac_call.xml", Target: p.SIPAddr(), IP: targetIP,
+		Service: "*8", Rows: [][]string{{"203", pw203}}, PauseMS: 800})
+	cr, rr := caller.WaitAtMost(10*time.Second), ringer.WaitAtMost(5*time.Second)
+	if !picker.ok(1) || !cr.ok(1) || !rr.ok(1) {
+		t.Fatalf("group pickup:\n%s\n%s\n%s\n%s%s%s", picker.summary(), cr.summary(), rr.summary(), picker.report(), cr.report(), rr.report())
+	}
+	rec := waitOneCDR(t, p)
+	checkCDR(t, rec, cdrWant{Caller: "201", Dialled: "202", Callee: oneOf{"203"}, ResultCode: 200, Answered: true, HangupBy: oneOf{"callee"}})
+	if !strings.Contains(rec.ResultReason, "picked up by 203 (*8) while ringing 202") {
+		t.Errorf("record %q does not say who picked up", rec.ResultReason)
+	}
+}

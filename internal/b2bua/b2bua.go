@@ -119,6 +119,8 @@ type CallInfo struct {
 type ringing struct {
 	info  CallInfo // guarded by the B2BUA's mu
 	abort context.CancelCauseFunc
+	exts  map[string]bool // extensions being rung now; guarded by the B2BUA's mu
+	pick  chan *pickup    // a group pickup hands its phone over here
 }
 
 // setInfo changes what the attempt is (a forward rings another leg on
@@ -296,7 +298,7 @@ func (b *B2BUA) Originate(req *sip.Request, tx sip.ServerTransaction, a *chain.A
 	defer func() { stopRing() }() // the forward's ring replaces it
 	// While it rings, the attempt can be aborted by HangupWhere (the
 	// caller was suspended by a call placed in parallel).
-	rg := &ringing{info: info, abort: abort}
+	rg := &ringing{info: info, abort: abort, pick: make(chan *pickup)}
 	b.mu.Lock()
 	b.ringing[rg] = struct{}{}
 	b.mu.Unlock()
@@ -335,10 +337,23 @@ func (b *B2BUA) Originate(req *sip.Request, tx sip.ServerTransaction, a *chain.A
 
 	// ring rings a's targets at once until the first answers (the others
 	// are cancelled), all fail, or ringCtx ends.
+	var picked *pickup // a phone of the pickup group took the call
 	ring := func(a *chain.Attempt, ringCtx context.Context) (*sipgo.DialogClientSession, []error) {
-		w, ext, failures := b.fork(ringCtx, a, body, req.ContentType(), maxFwd, provisional, func() bool { return as.Context().Err() != nil })
+		exts := map[string]bool{}
+		for _, t := range a.Targets {
+			if t.Extension != "" {
+				exts[t.Extension] = true
+			}
+		}
+		b.mu.Lock()
+		rg.exts = exts
+		b.mu.Unlock()
+		w, ext, failures, p := b.fork(ringCtx, a, body, req.ContentType(), maxFwd, provisional, func() bool { return as.Context().Err() != nil }, rg.pick)
 		if w != nil {
 			info.Callee = ext
+		}
+		if p != nil {
+			picked = p
 		}
 		return w, failures
 	}
@@ -346,7 +361,7 @@ func (b *B2BUA) Originate(req *sip.Request, tx sip.ServerTransaction, a *chain.A
 	winner, failures := ring(a, ringCtx)
 	// A ring group's next rounds (hunt members, an overflow group), one
 	// after another while nobody answers and the caller waits.
-	for next := a.Next; winner == nil && len(next) > 0 && as.Context().Err() == nil && context.Cause(baseCtx) == nil; next = next[1:] {
+	for next := a.Next; winner == nil && picked == nil && len(next) > 0 && as.Context().Err() == nil && context.Cause(baseCtx) == nil; next = next[1:] {
 		stopRing()
 		ringCtx, stopRing = context.WithTimeout(baseCtx, ringFor(next[0].Ring))
 		stopAfterRound := context.AfterFunc(as.Context(), stopRing)
@@ -358,6 +373,10 @@ func (b *B2BUA) Originate(req *sip.Request, tx sip.ServerTransaction, a *chain.A
 	// Busy or no answer: the callee's forward for that condition, if it
 	// has one the gate allows, is rung next, once (pbx decides it with the
 	// forwarding extension's policy and limits).
+	if picked != nil {
+		b.bridgePickup(req, as, sess, a, rec, info, picked, log, &answeredMu, &answered)
+		return
+	}
 	if winner == nil && b.cfg.Forward != nil && as.Context().Err() == nil && context.Cause(baseCtx) == nil {
 		why := ""
 		switch code, _, _ := b.failure(as.Context(), ringCtx, failures, len(a.Targets) > 0 && a.Targets[0].Trunk != ""); code {
@@ -506,7 +525,7 @@ func (b *B2BUA) Originate(req *sip.Request, tx sip.ServerTransaction, a *chain.A
 // gone reports that whoever waits for the answer has left, so an answer
 // then is hung up rather than bridged to nobody.
 func (b *B2BUA) fork(ctx context.Context, a *chain.Attempt, body []byte, ctype *sip.ContentTypeHeader, maxFwd int,
-	onResponse func(*sip.Response) error, gone func() bool) (winner *sipgo.DialogClientSession, winnerExt string, failures []error) {
+	onResponse func(*sip.Response) error, gone func() bool, pick <-chan *pickup) (winner *sipgo.DialogClientSession, winnerExt string, failures []error, picked *pickup) {
 	type result struct {
 		s      *sipgo.DialogClientSession
 		err    error
@@ -557,9 +576,26 @@ func (b *B2BUA) fork(ctx context.Context, a *chain.Attempt, body []byte, ctype *
 		}
 	}()
 
-	for range a.Targets {
-		r := <-results
-		if r.err == nil && winner == nil && !gone() {
+	for n := len(a.Targets); n > 0; {
+		var r result
+		select {
+		case p := <-pick:
+			if winner != nil || picked != nil {
+				p.taken <- false
+				continue
+			}
+			// Picked up from another phone: the forks are cancelled and
+			// their endings collected below as failures.
+			picked = p
+			p.taken <- true
+			for _, c := range forkCtx {
+				c(nil)
+			}
+			continue
+		case r = <-results:
+			n--
+		}
+		if r.err == nil && winner == nil && picked == nil && !gone() {
 			winner, winnerExt = r.s, r.ext
 			// First answer wins: cancel the other forks (RFC 3261 16.7
 			// step 10 behaviour, done by us as the UAC of every fork).
@@ -584,7 +620,7 @@ func (b *B2BUA) fork(ctx context.Context, a *chain.Attempt, body []byte, ctype *
 		}
 		failures = append(failures, r.err)
 	}
-	return winner, winnerExt, failures
+	return winner, winnerExt, failures, picked
 }
 
 // callerExt is the extension that placed a, "" for a carrier.

@@ -149,7 +149,7 @@ func (b *B2BUA) carryOut(c *Call, x side, a *chain.Attempt, rec *cdr.Record) {
 	defer stop()
 	defer context.AfterFunc(yp.context(), stop)() // the transferee hung up
 	ctype := sip.ContentTypeHeader("application/sdp")
-	winner, ext, failures := b.fork(ringCtx, a, body, &ctype, 70, nil, func() bool { return yp.context().Err() != nil })
+	winner, ext, failures, _ := b.fork(ringCtx, a, body, &ctype, 70, nil, func() bool { return yp.context().Err() != nil }, nil)
 	if winner == nil {
 		code, reason, by := b.failure(yp.context(), ringCtx, failures, len(a.Targets) > 0 && a.Targets[0].Trunk != "")
 		if code == 487 {

@@ -17,8 +17,8 @@ import (
 )
 
 // Feature codes a phone dials to change its own settings (and *86 and a
-// slot, b2bua.PickupPrefix, to pick up a parked call, and *97 for its
-// mailbox). Each sets or
+// slot, b2bua.PickupPrefix, to pick up a parked call, *8 to pick up a
+// call ringing in its group, and *97 for its mailbox). Each sets or
 // clears the caller's forward for one condition; a number to forward to
 // follows the set codes, dialled as the phone would dial it.
 var featureCodes = map[string]struct {
@@ -37,13 +37,14 @@ var featureCodes = map[string]struct {
 // a hijacked phone dialling *72 and a number abroad gets 403 and leaves
 // evidence, not a forward.
 func (s *Server) feature(req *sip.Request, tx sip.ServerTransaction, a *chain.Attempt) bool {
-	if len(a.Dialled) < 3 {
+	if !strings.HasPrefix(a.Dialled, "*") {
 		return false
 	}
-	fc, ok := featureCodes[a.Dialled[:3]]
+	fc, ok := featureCodes[a.Dialled[:min(3, len(a.Dialled))]]
 	slot, pickup := b2bua.ParkSlot(a.Dialled, b2bua.PickupPrefix)
 	mailbox := a.Dialled == VoicemailCode
-	if !ok && !pickup && !mailbox {
+	groupPickup := a.Dialled == b2bua.PickupCode
+	if !ok && !pickup && !mailbox && !groupPickup {
 		return false
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -59,6 +60,10 @@ func (s *Server) feature(req *sip.Request, tx sip.ServerTransaction, a *chain.At
 	case a.Trunk != "" || a.Caller == "":
 		// A carrier changes no extension's settings.
 		tx.Respond(response.New(req, 403))
+		return true
+	}
+	if groupPickup {
+		s.groupPickup(ctx, req, tx, a.Caller)
 		return true
 	}
 	if mailbox {
@@ -104,6 +109,30 @@ func (s *Server) feature(req *sip.Request, tx sip.ServerTransaction, a *chain.At
 	// which is how a PBX says "done" to a phone without a prompt.
 	s.b2b.AnswerAndEnd(req, tx, time.Second)
 	return true
+}
+
+// groupPickup hands ext a call ringing at an extension it shares a ring
+// group with (its pickup group), or answers 404.
+func (s *Server) groupPickup(ctx context.Context, req *sip.Request, tx sip.ServerTransaction, ext string) {
+	groups, err := s.store.Groups(ctx)
+	if err != nil {
+		s.log.Error("pbx: read ring groups for a pickup", "err", err)
+		tx.Respond(response.New(req, 500))
+		return
+	}
+	mates := map[string]bool{}
+	for _, g := range groups {
+		in := false
+		for _, m := range g.Members {
+			in = in || m == ext
+		}
+		if in {
+			for _, m := range g.Members {
+				mates[m] = true
+			}
+		}
+	}
+	s.b2b.GroupPickup(req, tx, ext, func(rung string) bool { return mates[rung] })
 }
 
 func orDialled(e164, dialled string) string {
