@@ -203,13 +203,21 @@ func newest(rs []CDR) CDR {
 	return best
 }
 
-// TestTransferPhones: the transfer button of a real phone. 201, 202 and
+// TestTransferPhones: the transfer button, or the keypad, of a real phone. 201, 202 and
 // 203 are baresip phones playing 440, 880 and 1300 Hz. 201 calls 202;
-// 202 transfers the call to 203 (baresip's transfer: a blind REFER). 202's
+// 202 transfers the call to 203 (baresip's transfer: a blind REFER; or
+// ##203# typed as RFC 4733 events). 202's
 // call ends, and 201 and 203 hear each other: 201 hears 202's tone first,
 // then 203's; 203 hears 201's.
 func TestTransferPhones(t *testing.T) {
 	requireTool(t, "baresip")
+	t.Run("button", func(t *testing.T) { transferPhones(t, false) })
+	t.Run("keypad", func(t *testing.T) { transferPhones(t, true) })
+}
+
+// transferPhones runs TestTransferPhones with 202 transferring by its
+// transfer button (REFER) or by typing ##203# (b2bua.TransferCode).
+func transferPhones(t *testing.T, keypad bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 55*time.Second)
 	defer cancel()
 	p := startPBX(t)
@@ -236,7 +244,14 @@ func TestTransferPhones(t *testing.T) {
 		t.Fatalf("202 never answered\n%s", a.log())
 	}
 	time.Sleep(1500 * time.Millisecond)
-	if r, err := b.command("transfer", fmt.Sprintf("sip:203@%s", p.SIPAddr())); err != nil || !r.OK {
+	if keypad {
+		for _, k := range "##203#" {
+			if r, err := b.command("sndcode", string(k)); err != nil || !r.OK {
+				t.Fatalf("sndcode %c: %+v %v", k, r, err)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	} else if r, err := b.command("transfer", fmt.Sprintf("sip:203@%s", p.SIPAddr())); err != nil || !r.OK {
 		t.Fatalf("transfer: %+v %v", r, err)
 	}
 	if _, ok := c.waitEvent(10*time.Second, isEvent("CALL_ESTABLISHED")); !ok {
@@ -281,7 +296,11 @@ func TestTransferPhones(t *testing.T) {
 		t.Errorf("203 heard %.0f Hz (%v), want 201's 440 Hz", f, err)
 	}
 	rs := p.waitCDRs(t, "the call's and the transfer's records", allCallsDone(2))
-	if own, xfer := splitTransferRecords(t, rs, "201"); xfer.Caller != "202" || xfer.Callee != "203" || !strings.Contains(own.ResultReason, "REFER to 203 answered 202") {
+	note := "REFER to 203 answered 202"
+	if keypad {
+		note = "keypad transfer to 203 by 202"
+	}
+	if own, xfer := splitTransferRecords(t, rs, "201"); xfer.Caller != "202" || xfer.Callee != "203" || !strings.Contains(own.ResultReason, note) {
 		t.Errorf("records: %+v / %+v", own, xfer)
 	}
 }

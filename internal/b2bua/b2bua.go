@@ -172,6 +172,12 @@ type Call struct {
 	into   *Call         // set when an attended transfer joined this call's leg into another; guarded by mu
 	timers []*time.Timer // duration limits, stopped when the call is forgotten; guarded by mu
 	music  [2]func()     // stops the music playing to each side on hold; guarded by mu
+	// events is each side's telephone-event payload type (-1: none, or no
+	// extension there), read by the keypads on the relay's goroutines.
+	events [2]atomic.Int32
+	// subscribed is set while the transfer in progress came from a REFER,
+	// whose sender expects NOTIFYs; a keypad transfer has none. Guarded by mu.
+	subscribed bool
 }
 type side int
 
@@ -504,6 +510,7 @@ func (b *B2BUA) Originate(req *sip.Request, tx sip.ServerTransaction, a *chain.A
 	answeredMu.Lock()
 	answered = call // from here the call owns the media session
 	answeredMu.Unlock()
+	b.listenKeypads(call)
 	b.limitDuration(call, a)
 	aMu.Lock()
 	err = as.RespondSDP(answerBody)

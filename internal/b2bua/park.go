@@ -196,6 +196,7 @@ func (b *B2BUA) Pickup(req *sip.Request, tx sip.ServerTransaction, slot int, ext
 	c.p[x] = np
 	c.stopMusicLocked(1 - x)
 	c.mu.Unlock()
+	c.refreshEvents()
 	b.mu.Lock()
 	b.legs[np.key] = &leg{call: c, side: x}
 	b.mu.Unlock()

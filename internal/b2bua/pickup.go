@@ -126,6 +126,7 @@ func (b *B2BUA) bridgePickup(req *sip.Request, as *sipgo.DialogServerSession, se
 	answeredMu.Lock()
 	*answered = call
 	answeredMu.Unlock()
+	b.listenKeypads(call)
 	b.limitDuration(call, a)
 	handed = true
 	go func() {

@@ -112,7 +112,7 @@ func (b *B2BUA) blind(c *Call, from side, responsible string, target sip.Uri, re
 		tx.Respond(response.New(req, 491))
 		return
 	}
-	c.moved, c.mover, c.left = true, from, false
+	c.moved, c.mover, c.left, c.subscribed = true, from, false, true
 	c.mu.Unlock()
 	c.note(fmt.Sprintf("REFER to %s answered 202 (%s)", target.User, a.Reasons()))
 	c.log.Info("b2bua: transfer accepted", "responsible", responsible, "refer_to", target.User)
@@ -207,6 +207,7 @@ func (b *B2BUA) carryOut(c *Call, x side, a *chain.Attempt, rec *cdr.Record) {
 		})
 	}
 	b.limitDuration(c, a)
+	c.refreshEvents()
 
 	// The transferee is usually on hold (the transferor held it before
 	// transferring): its music stops, and it is offered the target's
@@ -239,11 +240,29 @@ func (b *B2BUA) transferFailed(c *Call, xp *party, rec *cdr.Record, code int, re
 		return
 	}
 	b.notify(c, xp, fmt.Sprintf("%d %s", code, response.Phrase(code)), true)
+	c.mu.Lock()
+	subscribed := c.subscribed
+	c.mu.Unlock()
+	if !subscribed {
+		c.mu.Lock()
+		x := sideA
+		if c.p[sideB] == xp {
+			x = sideB
+		}
+		c.mu.Unlock()
+		b.beepTo(c, x, 3)
+	}
 }
 
 // notify tells a transferor how its REFER is going (RFC 3515 section 2.4.4:
 // a message/sipfrag of the status line).
 func (b *B2BUA) notify(c *Call, p *party, status string, final bool) {
+	c.mu.Lock()
+	subscribed := c.subscribed
+	c.mu.Unlock()
+	if !subscribed {
+		return // a keypad transfer: nobody asked to be told
+	}
 	req := sip.NewRequest(sip.NOTIFY, p.target())
 	req.AppendHeader(sip.NewHeader("Event", "refer"))
 	state := "active;expires=60"
@@ -411,7 +430,7 @@ func (b *B2BUA) attended(c *Call, from side, responsible string, target sip.Uri,
 		tx.Respond(response.New(req, 491))
 		return
 	}
-	c.moved, c.mover, c.left = true, from, false
+	c.moved, c.mover, c.left, c.subscribed = true, from, false, true
 	c.mu.Unlock()
 	c2.mu.Lock()
 	c2.moved, c2.mover = true, side2
@@ -541,6 +560,7 @@ func (b *B2BUA) join(c *Call, x side, c2 *Call, side2 side) {
 		c2.sess.Close()
 	}
 	c.stopMusic(1 - x)
+	c.refreshEvents()
 	b.reoffer(c, 1-x, ans)
 	c.log.Info("b2bua: call transferred (attended)")
 	b.notify(c, xp, "200 OK", true)

@@ -620,11 +620,26 @@ func TestForwardDoesNotAllocate(t *testing.T) {
 // phone B over loopback, a few packets in flight at a time. The allocs/op
 // figure counts every allocation in the process: the phones, the relay's
 // reader goroutines and its forwarding.
-func BenchmarkForward(b *testing.B) {
+func BenchmarkForward(b *testing.B) { benchForward(b, false) }
+
+// BenchmarkForwardListened is BenchmarkForward with a listener on side A
+// as the B2BUA's in-call keypads set on every call: one call per packet
+// that looks at the payload type only.
+func BenchmarkForwardListened(b *testing.B) { benchForward(b, true) }
+
+func benchForward(b *testing.B, listened bool) {
 	r := newRelay(b, 100, time.Second)
 	s, err := r.Open(nil)
 	if err != nil {
 		b.Fatal(err)
+	}
+	if listened {
+		var events atomic.Uint64
+		s.Listen(SideA, func(pkt []byte) {
+			if pkt[1]&0x7f == 101 {
+				events.Add(1)
+			}
+		})
 	}
 	pa, pb := newPhone(b, phoneAIP), newPhone(b, phoneBIP)
 	s.SetPeer(SideA, pa.addr())
