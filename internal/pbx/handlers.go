@@ -214,6 +214,11 @@ func (s *Server) noteSource(aor string, src netip.Addr) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
+		if s.mail != nil {
+			// A phone at a new address (or the PBX restarted): its
+			// message-waiting lamp is told again.
+			s.mail.Refresh(aor)
+		}
 		first, others, err := s.store.NoteSource(ctx, aor, src.String(), time.Now())
 		if err != nil {
 			s.sources.Delete(key) // try again on the next registration

@@ -109,6 +109,16 @@ func (s *Service) Counts(ctx context.Context, ext string) (fresh, old int, err e
 	return fresh, old, err
 }
 
+// Refresh sends ext's message-waiting state again, if it has a mailbox
+// (a phone seen from a new address: it may have rebooted, its lamp off).
+func (s *Service) Refresh(ext string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if s.Has(ctx, ext) {
+		s.notify(ext)
+	}
+}
+
 func (s *Service) notify(ext string) {
 	if s.Notify == nil {
 		return
