@@ -62,7 +62,7 @@ func (b *B2BUA) park(c *Call, x side, slot int, responsible string, req *sip.Req
 	c.mu.Lock()
 	busy := c.moved || c.ended
 	if !busy {
-		c.moved, c.mover = true, x
+		c.moved, c.mover, c.subscribed = true, x, true
 	}
 	xp, y := c.p[x], c.p[1-x]
 	pt := g711(y.sdp)

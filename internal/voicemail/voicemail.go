@@ -109,13 +109,17 @@ func (s *Service) Counts(ctx context.Context, ext string) (fresh, old int, err e
 	return fresh, old, err
 }
 
-// Refresh sends ext's message-waiting state again, if it has a mailbox
-// (a phone seen from a new address: it may have rebooted, its lamp off).
+// Refresh lights ext's message-waiting lamp again when new messages
+// wait (a phone seen from a new address may have rebooted with its lamp
+// off; off is what it starts with, so nothing is sent then).
 func (s *Service) Refresh(ext string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if s.Has(ctx, ext) {
-		s.notify(ext)
+	if !s.Has(ctx, ext) || s.Notify == nil {
+		return
+	}
+	if fresh, old, err := s.Counts(ctx, ext); err == nil && fresh > 0 {
+		s.Notify(ext, fresh, old)
 	}
 }
 
