@@ -947,6 +947,10 @@ var probes = map[string]req{
 	"POST /api/extensions/{number}/unlock":            {method: "POST", path: "/api/extensions/999/unlock"},
 	"GET /api/trunks":                                 {method: "GET", path: "/api/trunks"},
 	"GET /api/forwards":                               {method: "GET", path: "/api/forwards"},
+	"GET /api/groups":                                 {method: "GET", path: "/api/groups"},
+	"GET /api/voicemail":                              {method: "GET", path: "/api/voicemail"},
+	"PUT /api/extensions/{number}/voicemail":          {method: "PUT", path: "/api/extensions/999/voicemail"},
+	"DELETE /api/extensions/{number}/voicemail":       {method: "DELETE", path: "/api/extensions/999/voicemail"},
 	"PUT /api/extensions/{number}/forwards/{when}":    {method: "PUT", path: "/api/extensions/999/forwards/always", body: `{"to":"202"}`},
 	"DELETE /api/extensions/{number}/forwards/{when}": {method: "DELETE", path: "/api/extensions/999/forwards/always"},
 	"GET /api/policy":                                 {method: "GET", path: "/api/policy"},
@@ -1109,6 +1113,26 @@ func TestOpenAPIConformance(t *testing.T) {
 		{name: "clear forward, bad condition", r: req{method: "DELETE", path: "/api/extensions/201/forwards/sometimes"}, as: RoleAdmin, want: 400},
 		{name: "clear forward", r: req{method: "DELETE", path: "/api/extensions/201/forwards/noanswer"}, as: RoleAdmin, want: 200},
 		{name: "clear forward, none", r: req{method: "DELETE", path: "/api/extensions/201/forwards/noanswer"}, as: RoleAdmin, want: 404},
+		{name: "groups", before: func(h *harness) {
+			for _, g := range []store.Group{
+				{Number: "601", Strategy: store.Hunt, RingSecs: 20, Ring: 20 * time.Second, Members: []string{"201"}},
+				{Number: "600", Name: "Sales", Strategy: store.RingAll, RingSecs: 15, Ring: 15 * time.Second, Overflow: "601", Members: []string{"201"}},
+			} {
+				if err := h.st.AddGroup(ctx, g); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}, r: req{method: "GET", path: "/api/groups"}, as: RoleMaintenance, want: 200},
+		{name: "mailbox, no such extension", r: req{method: "PUT", path: "/api/extensions/999/voicemail"}, as: RoleAdmin, want: 404},
+		{name: "mailbox", r: req{method: "PUT", path: "/api/extensions/201/voicemail"}, as: RoleAdmin, want: 200},
+		{name: "mailboxes", before: func(h *harness) {
+			// Wrong PINs have locked it: the lock shows, the PIN never does.
+			if err := h.st.MailboxPIN(ctx, "201", false, h.now.Add(time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+		}, r: req{method: "GET", path: "/api/voicemail"}, as: RoleMaintenance, want: 200},
+		{name: "remove mailbox", r: req{method: "DELETE", path: "/api/extensions/201/voicemail"}, as: RoleAdmin, want: 200},
+		{name: "remove mailbox, none", r: req{method: "DELETE", path: "/api/extensions/201/voicemail"}, as: RoleAdmin, want: 404},
 		{name: "trunks", r: req{method: "GET", path: "/api/trunks"}, as: RoleMaintenance, want: 200},
 		{name: "policy", r: req{method: "GET", path: "/api/policy"}, as: RoleMaintenance, want: 200},
 		{name: "set rate", r: req{method: "POST", path: "/api/rates", body: `{"prefix":"+99999","per_minute":30,"note":"UK"}`}, as: RoleAdmin, want: 200},
