@@ -112,8 +112,8 @@ func offerCodecs(body []byte) (g711, events int) {
 		}
 		if inAudio && strings.HasPrefix(line, "a=rtpmap:") {
 			pt, enc, _ := strings.Cut(strings.TrimPrefix(line, "a=rtpmap:"), " ")
-			if strings.HasPrefix(strings.ToLower(enc), "telephone-event/8000") {
-				events, _ = strconv.Atoi(pt)
+			if n, err := strconv.Atoi(pt); err == nil && n >= 96 && n <= 127 && strings.HasPrefix(strings.ToLower(enc), "telephone-event/8000") {
+				events = n // a dynamic payload type (RFC 3551), nothing else goes back into our SDP
 			}
 		}
 	}

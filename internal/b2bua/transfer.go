@@ -446,19 +446,8 @@ func (b *B2BUA) attended(c *Call, from side, responsible string, target sip.Uri,
 // (RFC 3891: call-id;to-tag=...;from-tag=...) names, as the transferor
 // sees it.
 func (b *B2BUA) findReplaces(v string) (*Call, side, bool) {
-	parts := strings.Split(v, ";")
-	callID := strings.TrimSpace(parts[0])
-	var toTag, fromTag string
-	for _, p := range parts[1:] {
-		k, val, _ := strings.Cut(strings.TrimSpace(p), "=")
-		switch strings.ToLower(k) {
-		case "to-tag":
-			toTag = val
-		case "from-tag":
-			fromTag = val
-		}
-	}
-	if callID == "" || toTag == "" || fromTag == "" {
+	callID, toTag, fromTag, ok := parseReplaces(v)
+	if !ok {
 		return nil, 0, false
 	}
 	b.mu.Lock()
@@ -468,6 +457,23 @@ func (b *B2BUA) findReplaces(v string) (*Call, side, bool) {
 		return l.call, l.side, true
 	}
 	return nil, 0, false
+}
+
+// parseReplaces reads a Replaces value: call-id;to-tag=...;from-tag=...
+// (RFC 3891 section 6.1), each part present and non-empty.
+func parseReplaces(v string) (callID, toTag, fromTag string, ok bool) {
+	parts := strings.Split(v, ";")
+	callID = strings.TrimSpace(parts[0])
+	for _, p := range parts[1:] {
+		k, val, _ := strings.Cut(strings.TrimSpace(p), "=")
+		switch strings.ToLower(k) {
+		case "to-tag":
+			toTag = val
+		case "from-tag":
+			fromTag = val
+		}
+	}
+	return callID, toTag, fromTag, callID != "" && toTag != "" && fromTag != ""
 }
 
 // join carries out an attended transfer: the party cp on the other side

@@ -63,11 +63,16 @@ func LoadWAV(path string) (*Music, error) {
 	if err != nil {
 		return nil, fmt.Errorf("hold music: %w", err)
 	}
+	return parseWAV(data, path)
+}
+
+// parseWAV reads the WAV file data (named path in errors).
+func parseWAV(data []byte, path string) (*Music, error) {
 	if len(data) < 12 || string(data[:4]) != "RIFF" || string(data[8:12]) != "WAVE" {
 		return nil, fmt.Errorf("hold music: %s is not a WAV file", path)
 	}
 	var format []byte
-	for p := 12; p+8 <= len(data); {
+	for p := 12; p+8 <= len(data) && p >= 12; {
 		id, size := string(data[p:p+4]), int(binary.LittleEndian.Uint32(data[p+4:p+8]))
 		body := data[p+8:]
 		if size > len(body) {

@@ -191,3 +191,17 @@ func TestAnnouncedPeerTakesOver(t *testing.T) {
 		t.Fatalf("the winner did not get the caller's audio: %x", got)
 	}
 }
+
+// FuzzParseWAV: any file is read or refused without a panic, and what is
+// read holds at least one packet of sound.
+func FuzzParseWAV(f *testing.F) {
+	f.Add(wav(8000, 1, 16, 200))
+	f.Add(wav(8000, 2, 16, 200))
+	f.Add([]byte("RIFF\x00\x00\x00\x00WAVEfmt \xff\xff\xff\x7f"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := parseWAV(data, "fuzz.wav")
+		if err == nil && len(m.samples) < frameSize {
+			t.Fatalf("accepted %d samples", len(m.samples))
+		}
+	})
+}

@@ -159,3 +159,18 @@ func TestDTMFOncePerEvent(t *testing.T) {
 		t.Fatalf("digits %q, want 5#*", got)
 	}
 }
+
+// FuzzRTPPayload: any datagram is an RTP packet with a payload inside it,
+// or refused; the DTMF reader and the recorder take it without a panic.
+func FuzzRTPPayload(f *testing.F) {
+	f.Add([]byte{0x80, 101, 0, 1, 0, 0, 3, 32, 0, 0, 0, 1, 11, 0x80, 0, 160})
+	f.Add([]byte{0xb1, 0, 0, 1, 0, 0, 3, 32, 0, 0, 0, 1, 1, 2, 3, 4, 0, 0, 0, 1, 9, 9, 9, 9, 4})
+	f.Fuzz(func(t *testing.T, pkt []byte) {
+		_, _, payload, ok := rtpPayload(pkt)
+		if ok && len(payload) > len(pkt)-12 {
+			t.Fatalf("payload of %d bytes from a %d-byte packet", len(payload), len(pkt))
+		}
+		dtmfReader(101, make(chan rune, 1))(pkt)
+		newRecorder(0, time.Second).packet(pkt)
+	})
+}
