@@ -11,8 +11,9 @@ import (
 	"time"
 )
 
-// TestVoicemail: 202 has a mailbox (its PIN made by the CLI) and is busy.
-// 201 (baresip, playing 440 Hz) calls it: the PBX answers, and what 201
+// TestVoicemail: 202 has a mailbox (its PIN made by the CLI, its own
+// greeting set with it) and is busy. 201 (baresip, playing 440 Hz) calls
+// it: the PBX answers with the greeting and a beep, and what 201
 // says after the greeting is kept as a WAV file holding the 440 Hz tone;
 // 202's phone gets a message-waiting NOTIFY. Then 202 dials *97 from a
 // baresip phone, types its PIN as DTMF (RFC 4733) and hears the message.
@@ -38,6 +39,12 @@ func TestVoicemail(t *testing.T) {
 	if err := writeToneWAV(quiet, 3000, 60, 8000); err != nil {
 		t.Fatal(err)
 	}
+	// 202's own greeting: 1.5 s of 2000 Hz, which 201 must hear.
+	hello := filepath.Join(dir, "greeting.wav")
+	if err := writeToneWAV(hello, 2000, 1.5, 8000); err != nil {
+		t.Fatal(err)
+	}
+	p.run(t, "voicemail", "greeting", "202", hello)
 
 	// 1. A message left while 202 is busy.
 	busy := startSIPp(t, sippSpec{Name: "busy-202", Scenario: "uas_busy.xml", IP: calleeIP, Port: port202, Service: "202"})
@@ -57,6 +64,13 @@ func TestVoicemail(t *testing.T) {
 		t.Errorf("no message-waiting NOTIFY for 202:\n%s\n%s", m.summary(), m.report())
 	}
 	caller.stop()
+	if path, err := caller.recording(); err != nil {
+		t.Error(err)
+	} else if w, err := readWAV(path); err != nil {
+		t.Error(err)
+	} else if start, _ := audibleSpan(w); start < 0 || math.Abs(strongestIn(w, start+w.Rate/4, w.Rate/2)-2000) > 5 {
+		t.Errorf("201 did not hear 202's own greeting (2000 Hz) first")
+	}
 
 	var msgs []struct {
 		ID       int64

@@ -30,7 +30,7 @@ var mutating = map[string]bool{
 	"maintenance on": true, "maintenance off": true,
 	"forward set": true, "forward clear": true,
 	"group add": true, "group del": true,
-	"voicemail enable": true, "voicemail pin": true, "voicemail disable": true, "voicemail del": true,
+	"voicemail enable": true, "voicemail pin": true, "voicemail greeting": true, "voicemail disable": true, "voicemail del": true,
 }
 
 // recordChange writes a config-change record for a CLI command that

@@ -79,6 +79,7 @@ Commands:
   sekisho forward list [EXT]
   sekisho voicemail enable EXT [--email ADDR]   a mailbox for EXT; prints its random PIN once
   sekisho voicemail pin EXT                      a new random PIN (lifts a PIN lock)
+  sekisho voicemail greeting EXT FILE.wav | EXT --clear   its own greeting (8000 Hz mono 16-bit)
   sekisho voicemail disable EXT | list [EXT] | del EXT ID
                          calls EXT does not answer go to its mailbox; EXT dials *97 to listen
   sekisho maintenance on|off|show

@@ -16,13 +16,14 @@ import (
 
 // voicemailCmd manages mailboxes: sekisho voicemail enable EXT
 // [--email ADDR] (prints a new random PIN once), voicemail pin EXT (a new
-// PIN; also lifts a lock), voicemail disable EXT, voicemail list [EXT],
+// PIN; also lifts a lock), voicemail greeting EXT FILE.wav|--clear,
+// voicemail disable EXT, voicemail list [EXT],
 // voicemail del EXT ID. There is no way to choose a PIN here: a chosen
 // PIN is a guessable one (1234, the extension), and a default PIN is how
 // mailboxes are broken into.
 func voicemailCmd(args []string, env Env) error {
 	if len(args) == 0 {
-		return fmt.Errorf("%w: voicemail needs a subcommand: enable, pin, disable, list or del", ErrUsage)
+		return fmt.Errorf("%w: voicemail needs a subcommand: enable, pin, greeting, disable, list or del", ErrUsage)
 	}
 	ctx := context.Background()
 	var c common
@@ -64,6 +65,36 @@ func voicemailCmd(args []string, env Env) error {
 				return printJSON(env.Stdout, map[string]any{"ext": pos[0], "pin": pin})
 			}
 			fmt.Fprintf(env.Stdout, "mailbox %s: PIN %s (shown once; dial %s from the phone to listen)\n", pos[0], pin, "*97")
+			return nil
+		})
+	case "greeting":
+		clear := fs.Bool("clear", false, "remove the extension's own greeting (the built-in chime plays again)")
+		pos, err := parse(fs, args[1:])
+		if err != nil {
+			return err
+		}
+		if len(pos) < 1 || len(pos) > 2 || (len(pos) == 2) == *clear {
+			return fmt.Errorf("%w: voicemail greeting EXT FILE.wav, or voicemail greeting EXT --clear", ErrUsage)
+		}
+		return withStore(ctx, c, func(st *store.Store) error {
+			if _, ok, err := st.GetMailbox(ctx, pos[0]); err != nil || !ok {
+				return fmt.Errorf("voicemail: %s has no mailbox: sekisho voicemail enable %s", pos[0], pos[0])
+			}
+			file := ""
+			if len(pos) == 2 {
+				file = pos[1]
+			}
+			if err := svc(st).SetGreeting(pos[0], file); err != nil {
+				return fmt.Errorf("%w (want 8000 Hz mono 16-bit PCM: sox in.wav -r 8000 -c 1 -b 16 out.wav)", err)
+			}
+			if c.json {
+				return printJSON(env.Stdout, map[string]any{"ext": pos[0], "greeting": file != ""})
+			}
+			if file == "" {
+				fmt.Fprintf(env.Stdout, "mailbox %s: built-in greeting\n", pos[0])
+			} else {
+				fmt.Fprintf(env.Stdout, "mailbox %s: greeting from %s\n", pos[0], file)
+			}
 			return nil
 		})
 	case "disable":
@@ -148,5 +179,5 @@ func voicemailCmd(args []string, env Env) error {
 			return nil
 		})
 	}
-	return fmt.Errorf("%w: unknown voicemail subcommand %q: use enable, pin, disable, list or del", ErrUsage, args[0])
+	return fmt.Errorf("%w: unknown voicemail subcommand %q: use enable, pin, greeting, disable, list or del", ErrUsage, args[0])
 }

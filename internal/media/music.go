@@ -320,5 +320,8 @@ func (s *Session) send(to Side, dst netip.AddrPort, pkt []byte) error {
 	return err
 }
 
+// Samples returns a copy of m's 8 kHz samples.
+func (m *Music) Samples() []int16 { return append([]int16(nil), m.samples...) }
+
 // NewMusic returns 8 kHz samples as Music (prompts a PBX feature makes).
 func NewMusic(samples []int16) *Music { return &Music{samples: samples} }

@@ -27,11 +27,10 @@ func tone(freqs []float64, seconds float64) []int16 {
 
 func silence(seconds float64) []int16 { return make([]int16, int(seconds*8000)) }
 
+// greeting is the built-in greeting; the beep follows it.
 func greeting() *media.Music {
 	s := tone([]float64{784, 659, 523}, 0.25)
-	s = append(s, silence(0.3)...)
-	s = append(s, tone([]float64{1000}, 0.4)...)
-	return media.NewMusic(append(s, silence(0.1)...))
+	return media.NewMusic(append(s, silence(0.3)...))
 }
 
 func beep(seconds float64) *media.Music {

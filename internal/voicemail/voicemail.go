@@ -141,10 +141,12 @@ func (s *Service) notify(ext string) {
 // beep, then what the caller says until it hangs up or MaxMessage. It
 // returns the record's reason. A message under half a second is dropped.
 func (s *Service) Deposit(line Line, ext, caller string) string {
-	select {
-	case <-line.Play(greeting()):
-	case <-line.Done():
-		return "voicemail: caller hung up during the greeting"
+	for _, prompt := range []*media.Music{s.greeting(ext), beep(0.4)} {
+		select {
+		case <-line.Play(prompt):
+		case <-line.Done():
+			return "voicemail: caller hung up during the greeting"
+		}
 	}
 	limit := s.MaxMessage
 	if limit <= 0 {
@@ -186,6 +188,39 @@ func (s *Service) Deposit(line Line, ext, caller string) string {
 	s.Log.Info("voicemail: message left", "ext", ext, "caller", caller, "id", id, "seconds", d.Seconds())
 	go s.notify(ext)
 	return fmt.Sprintf("voicemail: message %d (%.1f s) left for %s", id, d.Seconds(), ext)
+}
+
+// GreetingFile is where ext's own greeting is kept, if it has one.
+func (s *Service) GreetingFile(ext string) string {
+	return filepath.Join(s.Dir, ext, "greeting.wav")
+}
+
+// SetGreeting takes ext's own greeting from a WAV file (8000 Hz mono
+// 16-bit PCM, as media.LoadWAV reads), or removes it when path is "".
+func (s *Service) SetGreeting(ext, path string) error {
+	dst := s.GreetingFile(ext)
+	if path == "" {
+		if err := os.Remove(dst); err != nil && !os.IsNotExist(err) {
+			return fmt.Errorf("voicemail: remove greeting: %w", err)
+		}
+		return nil
+	}
+	m, err := media.LoadWAV(path)
+	if err != nil {
+		return fmt.Errorf("voicemail: greeting: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
+		return fmt.Errorf("voicemail: greeting: %w", err)
+	}
+	return writeWAV(dst, m.Samples())
+}
+
+// greeting is ext's own greeting, else the built-in chime.
+func (s *Service) greeting(ext string) *media.Music {
+	if m, err := media.LoadWAV(s.GreetingFile(ext)); err == nil {
+		return m
+	}
+	return greeting()
 }
 
 // Retrieve is ext dialling its mailbox: the PIN, then each message in
