@@ -47,6 +47,9 @@ func TestBlindTransfer(t *testing.T) {
 		t.Fatalf("blind transfer to 203:\n%s\n%s\n%s\n%s%s%s", caller.summary(), tr.summary(), tg.summary(), caller.report(), tr.report(), tg.report())
 	}
 	checkTransferSignalling(t, caller, tr, tg, 1)
+	if inv := tg.received("INVITE "); len(inv) == 1 && !strings.Contains(inv[0].header("From"), "sip:201@") {
+		t.Errorf("203 should see the party handed to it, 201, calling: From %q", inv[0].header("From"))
+	}
 	rs := p.waitCDRs(t, "the call's and the transfer's records", allCallsDone(2))
 	own, xfer := splitTransferRecords(t, rs, "201")
 	checkCDR(t, own, cdrWant{Caller: "201", Dialled: "202", Callee: oneOf{"202"}, ResultCode: 200, Answered: true, HangupBy: oneOf{"caller"}})

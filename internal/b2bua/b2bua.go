@@ -709,7 +709,12 @@ func (b *B2BUA) newLeg(ctype *sip.ContentTypeHeader, body []byte, a *chain.Attem
 		if err := sip.ParseUri(t.Contact, &ruri); err != nil {
 			return nil, opts, fmt.Errorf("b2bua: registered contact %q: %w", t.Contact, err)
 		}
-		fromURI = sip.Uri{Scheme: "sip", User: a.Caller, Host: b.cfg.Host, Port: b.cfg.Port}
+		shown := a.Caller
+		if a.Presented != "" {
+			shown = a.Presented // a forward or transfer: the party on the line
+		}
+		display = shown
+		fromURI = sip.Uri{Scheme: "sip", User: shown, Host: b.cfg.Host, Port: b.cfg.Port}
 		toURI = sip.Uri{Scheme: "sip", User: t.Extension, Host: b.cfg.Host, Port: b.cfg.Port}
 	}
 	inv := sip.NewRequest(sip.INVITE, ruri)

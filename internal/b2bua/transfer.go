@@ -148,6 +148,10 @@ func (b *B2BUA) carryOut(c *Call, x side, a *chain.Attempt, rec *cdr.Record) {
 	ringCtx, stop := context.WithTimeout(context.Background(), b.cfg.RingTimeout)
 	defer stop()
 	defer context.AfterFunc(yp.context(), stop)() // the transferee hung up
+	if a.Presented == "" {
+		// The target sees who it will talk to: the transferee.
+		a.Presented = partyName(yp)
+	}
 	ctype := sip.ContentTypeHeader("application/sdp")
 	winner, ext, failures, _ := b.fork(ringCtx, a, body, &ctype, 70, nil, func() bool { return yp.context().Err() != nil }, nil)
 	if winner == nil {
@@ -221,6 +225,18 @@ func (b *B2BUA) carryOut(c *Call, x side, a *chain.Attempt, rec *cdr.Record) {
 		// NOTIFY; the PBX does it so a phone that waits is not left up.
 		old.bye(ackCtx)
 	}
+}
+
+// partyName is how a party is shown to someone it is handed to: its
+// extension, or the number it called from or was called at.
+func partyName(p *party) string {
+	if p.ext != "" {
+		return p.ext
+	}
+	if p.srv != nil {
+		return p.srv.InviteRequest.From().Address.User
+	}
+	return p.cli.InviteRequest.To().Address.User
 }
 
 // transferFailed ends a blind transfer that did not connect: its record,

@@ -157,6 +157,12 @@ type Attempt struct {
 	// Only the PBX's own code sets these; nothing from a request does.
 	Feature    string
 	OnBehalfOf string
+	// Presented is who an extension rung by such an attempt is shown as
+	// calling: the party actually on the line (the caller a forward
+	// passes on, the party a transfer hands over), not the extension
+	// responsible. Display only: it decides nothing, and a trunk leg
+	// always shows the trunk's own caller ID.
+	Presented string
 
 	// Set by the authenticate stage.
 	Caller string // authenticated extension, or the calling number a trunk presented

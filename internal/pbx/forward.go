@@ -40,7 +40,11 @@ func (s *Server) forwardFor(ctx context.Context, a *chain.Attempt, when string) 
 // nil: the refusal is evidence (a policy denial on behalf of the
 // extension), and the call goes on as if there were no forward.
 func (s *Server) forward(ctx context.Context, a *chain.Attempt, f store.Forward) *chain.Attempt {
-	fa := &chain.Attempt{Method: "INVITE", Feature: "forward", OnBehalfOf: f.Ext, FromUser: f.Ext, Dialled: f.To,
+	shown := a.Caller
+	if shown == "" {
+		shown = a.FromUser
+	}
+	fa := &chain.Attempt{Method: "INVITE", Feature: "forward", OnBehalfOf: f.Ext, FromUser: f.Ext, Dialled: f.To, Presented: shown,
 		Source: a.Source, Transport: a.Transport, Secure: a.Secure}
 	v := s.chain.Run(ctx, fa)
 	s.evidence(fa, v)
