@@ -110,11 +110,14 @@ func digestParam(challenge, name string) string {
 // callCase is one call from 201 to 202 through the PBX.
 type callCase struct {
 	name  string
-	flags []string          // extra serve flags
-	uas   string            // callee scenario
-	uac   string            // caller scenario
-	sets  map[string]string // caller scenario variables
-	want  cdrWant
+	flags []string // extra serve flags
+	// calleeNotGot, when set, is how many INVITEs the callee may get: the
+	// one that rang it, and no re-INVITE.
+	calleeNotGot int
+	uas          string            // callee scenario
+	uac          string            // caller scenario
+	sets         map[string]string // caller scenario variables
+	want         cdrWant
 	// Messages each side must have received, by the start of their first
 	// line: a check on the traces that does not rely on SIPp's verdict.
 	callerGot, calleeGot []string
@@ -148,13 +151,27 @@ func TestSIPpCall(t *testing.T) {
 		{
 			// re-INVITEs are relayed both ways with their SDP, and the
 			// PBX ACKs the callee's 200 to each itself.
-			name: "hold and resume",
-			uas:  "uas_answer_hold.xml", uac: "uac_call_hold.xml",
+			name:  "hold and resume, relayed",
+			flags: []string{"--hold-music", "off"},
+			uas:   "uas_answer_hold.xml", uac: "uac_call_hold.xml",
 			want: with(func(w *cdrWant) {
 				w.ResultCode, w.Answered, w.HangupBy = 200, true, oneOf{"caller"}
 			}),
 			callerGot: []string{"SIP/2.0 200"},
 			calleeGot: []string{"ACK ", "INVITE ", "BYE "},
+		},
+		{
+			// With music on hold (the default) the PBX answers the hold
+			// and the resume itself (200 with a=recvonly, then sendrecv):
+			// the callee's phone sees neither re-INVITE.
+			name: "hold and resume, music",
+			uas:  "uas_answer.xml", uac: "uac_call_hold.xml",
+			want: with(func(w *cdrWant) {
+				w.ResultCode, w.Answered, w.HangupBy = 200, true, oneOf{"caller"}
+			}),
+			callerGot:    []string{"SIP/2.0 200"},
+			calleeGot:    []string{"ACK ", "BYE "},
+			calleeNotGot: 1,
 		},
 		{
 			name: "busy",
@@ -239,6 +256,9 @@ func runCallCase(t *testing.T, c callCase) {
 		if len(callee.received(want)) == 0 {
 			t.Errorf("callee never received %q", want)
 		}
+	}
+	if n := len(callee.received("INVITE ")); c.calleeNotGot > 0 && n != c.calleeNotGot {
+		t.Errorf("callee received %d INVITEs, want %d", n, c.calleeNotGot)
 	}
 
 	rs := waitOneCDR(t, p)

@@ -356,9 +356,8 @@ func (b *B2BUA) limitDuration(c *Call, a *chain.Attempt) {
 func sendrecv(sdp []byte) []byte { return withDirection(sdp, "sendrecv") }
 
 // withDirection returns sdp with every direction attribute replaced by
-// a=dir; where it has none, the stream was sendrecv (RFC 3264 section
-// 5.1) and a=dir is added after the first m=audio line's attributes when
-// dir is not sendrecv.
+// a=dir; where it has none (sendrecv, RFC 3264 section 5.1), a=dir is
+// added at the end, so that a hold or a resume is said outright.
 func withDirection(sdp []byte, dir string) []byte {
 	lines := strings.SplitAfter(string(sdp), "\n")
 	var out strings.Builder
@@ -373,7 +372,7 @@ func withDirection(sdp []byte, dir string) []byte {
 			out.WriteString(l)
 		}
 	}
-	if !found && dir != "sendrecv" {
+	if !found {
 		s := out.String()
 		eol := "\r\n"
 		if !strings.Contains(s, "\r\n") {

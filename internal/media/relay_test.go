@@ -229,6 +229,9 @@ func TestNATLatch(t *testing.T) {
 	a, b := newPhone(t, phoneAIP), newPhone(t, phoneBIP)
 	s.SetPeer(SideA, netip.MustParseAddrPort("10.0.0.5:4000")) // private address from the SDP
 	s.SetPeer(SideB, b.addr())
+	// A source other than the announced one latches once the strict
+	// window after SetPeer has passed.
+	time.Sleep(strictWindow + 50*time.Millisecond)
 	a.send(t, false, s.Port(SideA), rtpPacket(t, 1, []byte("a")))
 	b.recv(t, false)
 	b.send(t, false, s.Port(SideB), rtpPacket(t, 1, []byte("b")))

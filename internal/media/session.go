@@ -95,6 +95,9 @@ type Session struct {
 	// restart tells the idle check that SetPeer or SetHold ran: its clock
 	// starts again, and onIdle may run again.
 	restart bool
+	// strictUntil is when a side's new SDP address stops being the only
+	// source its RTP may latch to (strictWindow after SetPeer).
+	strictUntil [2]time.Time
 	// playing marks a side that hears music from the PBX (Play): RTP
 	// from the other side is not relayed to it meanwhile.
 	playing [2]bool
@@ -142,6 +145,7 @@ func (s *Session) SetPeer(side Side, rtp netip.AddrPort) {
 		}
 		s.latch[side] = [2]netip.AddrPort{}
 		s.warned[side] = false
+		s.strictUntil[side] = time.Now().Add(strictWindow)
 	}
 	s.peer[side] = rtp
 	s.peerSet[side] = true
@@ -337,6 +341,10 @@ func (s *Session) forward(side Side, k kind, pkt []byte, src netip.AddrPort) {
 	s.fwd[side].Add(1)
 }
 
+// strictWindow is how long after SetPeer a side's RTP latches only to
+// the address its SDP announced.
+const strictWindow = 200 * time.Millisecond
+
 // announcedLocked is the address side's SDP announced for kind k (RTCP
 // on the next port, RFC 3550 section 11); zero if none.
 func (s *Session) announcedLocked(side Side, k kind) netip.AddrPort {
@@ -358,7 +366,15 @@ func (s *Session) announcedLocked(side Side, k kind) netip.AddrPort {
 // claim the RTCP path of a new call and read its reports.
 func (s *Session) latchableLocked(side Side, k kind, src netip.AddrPort) bool {
 	if k == rtpKind {
-		return true
+		// Right after a side's SDP is known, only the address it
+		// announced may latch: a forked callee that lost the race to
+		// answer sends to the same port until its BYE arrives, and its
+		// stream must not reach the caller even for a moment (a phone
+		// that hears one SSRC, then another, may stay silent). A phone
+		// behind NAT, sending from elsewhere, latches once the window
+		// has passed.
+		p := s.peer[side]
+		return !p.IsValid() || src == p || !time.Now().Before(s.strictUntil[side])
 	}
 	ref := s.latch[side][rtpKind]
 	if !ref.IsValid() {
