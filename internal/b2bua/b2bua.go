@@ -663,7 +663,7 @@ func (b *B2BUA) answerSDP(sess *media.Session, body []byte) ([]byte, error) {
 func (b *B2BUA) newLeg(ctype *sip.ContentTypeHeader, body []byte, a *chain.Attempt, t chain.Target, maxFwd int) (*sip.Request, sipgo.AnswerOptions, error) {
 	var opts sipgo.AnswerOptions
 	var ruri, fromURI, toURI sip.Uri
-	display := a.Caller
+	var display string
 	var pai *sip.Uri
 	private := false
 	if t.Trunk != "" {
