@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -821,6 +822,43 @@ func respond(tx sip.ServerTransaction, req *sip.Request, code int) {
 	tx.Respond(response.New(req, code))
 }
 
+// ownSDP is the PBX's own session description: one audio stream on port
+// with formats fmts and attribute lines attrs.
+func (b *B2BUA) ownSDP(port int, fmts, attrs string) []byte {
+	host := b.cfg.Host
+	if b.cfg.MediaAddr.IsValid() {
+		host = b.cfg.MediaAddr.String()
+	}
+	ipv := "IP4"
+	if strings.Contains(host, ":") {
+		ipv = "IP6"
+	}
+	return []byte("v=0\r\no=sekisho 1 1 IN " + ipv + " " + host + "\r\ns=-\r\nc=IN " + ipv + " " + host + "\r\nt=0 0\r\n" +
+		"m=audio " + strconv.Itoa(port) + " RTP/AVP " + fmts + "\r\n" + attrs)
+}
+
+// answerOwn answers as with sdp, the PBX being the far end of the call.
+// The dialog is known by its key until it ends, so that the phone's ACK
+// (and a BYE of its own) find it.
+func (b *B2BUA) answerOwn(as *sipgo.DialogServerSession, sdp []byte) error {
+	local, _ := as.InviteRequest.To().Params.Get("tag")
+	remote, _ := as.InviteRequest.From().Params.Get("tag")
+	key := dialogKey(as.InviteRequest.CallID().Value(), local, remote)
+	b.mu.Lock()
+	b.ends[key] = as
+	b.mu.Unlock()
+	context.AfterFunc(as.Context(), func() {
+		b.mu.Lock()
+		delete(b.ends, key)
+		b.mu.Unlock()
+	})
+	if err := as.RespondSDP(sdp); err != nil {
+		as.Close()
+		return fmt.Errorf("b2bua: answer: %w", err)
+	}
+	return nil
+}
+
 // AnswerAndEnd answers an INVITE itself, with an inactive stream of the
 // caller's first offered format (no media flows), and hangs up after
 // hold: the answer to a feature code that was carried out.
@@ -837,31 +875,7 @@ func (b *B2BUA) AnswerAndEnd(req *sip.Request, tx sip.ServerTransaction, hold ti
 			break
 		}
 	}
-	host := b.cfg.Host
-	if b.cfg.MediaAddr.IsValid() {
-		host = b.cfg.MediaAddr.String()
-	}
-	ipv := "IP4"
-	if strings.Contains(host, ":") {
-		ipv = "IP6"
-	}
-	sdp := "v=0\r\no=sekisho 1 1 IN " + ipv + " " + host + "\r\ns=-\r\nc=IN " + ipv + " " + host + "\r\nt=0 0\r\n" +
-		"m=audio 9 RTP/AVP " + format + "\r\na=inactive\r\n"
-	// Known by its dialog key until it ends, so that the phone's ACK (and
-	// a BYE of its own) find it.
-	local, _ := as.InviteRequest.To().Params.Get("tag")
-	remote, _ := as.InviteRequest.From().Params.Get("tag")
-	key := dialogKey(req.CallID().Value(), local, remote)
-	b.mu.Lock()
-	b.ends[key] = as
-	b.mu.Unlock()
-	context.AfterFunc(as.Context(), func() {
-		b.mu.Lock()
-		delete(b.ends, key)
-		b.mu.Unlock()
-	})
-	if err := as.RespondSDP([]byte(sdp)); err != nil {
-		as.Close()
+	if err := b.answerOwn(as, b.ownSDP(9, format, "a=inactive\r\n")); err != nil {
 		return
 	}
 	go func() {

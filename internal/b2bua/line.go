@@ -128,12 +128,6 @@ func (b *B2BUA) answerLine(as *sipgo.DialogServerSession, sess *media.Session, o
 	if codec < 0 {
 		return nil, fmt.Errorf("b2bua: the caller offers no G.711")
 	}
-	host := b.cfg.MediaAddr.String()
-	ipv := "IP4"
-	if b.cfg.MediaAddr.Is6() {
-		ipv = "IP6"
-	}
-	port := strconv.Itoa(sess.Port(media.SideA))
 	names := map[int]string{0: "PCMU", 8: "PCMA"}
 	fmts := strconv.Itoa(codec)
 	attrs := "a=rtpmap:" + fmts + " " + names[codec] + "/8000\r\n"
@@ -142,22 +136,8 @@ func (b *B2BUA) answerLine(as *sipgo.DialogServerSession, sess *media.Session, o
 		fmts += " " + e
 		attrs += "a=rtpmap:" + e + " telephone-event/8000\r\na=fmtp:" + e + " 0-16\r\n"
 	}
-	sdp := "v=0\r\no=sekisho 1 1 IN " + ipv + " " + host + "\r\ns=-\r\nc=IN " + ipv + " " + host + "\r\nt=0 0\r\n" +
-		"m=audio " + port + " RTP/AVP " + fmts + "\r\n" + attrs + "a=ptime:20\r\na=sendrecv\r\n"
-	local, _ := as.InviteRequest.To().Params.Get("tag")
-	remote, _ := as.InviteRequest.From().Params.Get("tag")
-	key := dialogKey(as.InviteRequest.CallID().Value(), local, remote)
-	b.mu.Lock()
-	b.ends[key] = as
-	b.mu.Unlock()
-	context.AfterFunc(as.Context(), func() {
-		b.mu.Lock()
-		delete(b.ends, key)
-		b.mu.Unlock()
-	})
-	if err := as.RespondSDP([]byte(sdp)); err != nil {
-		as.Close()
-		return nil, fmt.Errorf("b2bua: answer: %w", err)
+	if err := b.answerOwn(as, b.ownSDP(sess.Port(media.SideA), fmts, attrs+"a=ptime:20\r\na=sendrecv\r\n")); err != nil {
+		return nil, err
 	}
 	sess.SetHold(false)
 	return &Line{as: as, sess: sess, codec: uint8(codec), event: events}, nil
