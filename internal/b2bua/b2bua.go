@@ -511,7 +511,7 @@ func (b *B2BUA) Originate(req *sip.Request, tx sip.ServerTransaction, a *chain.A
 		b.hangup(call, "pbx", "b2bua: caller did not confirm answer: "+err.Error())
 		return
 	}
-	log.Info("b2bua: call answered")
+	log.Debug("b2bua: call answered")
 }
 
 func (b *B2BUA) forwardTo(a *chain.Attempt, why string, rec *cdr.Record) *chain.Attempt {

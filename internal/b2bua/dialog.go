@@ -192,7 +192,7 @@ func (b *B2BUA) bye(c *Call, from side, req *sip.Request, tx sip.ServerTransacti
 	if err != nil {
 		c.log.Debug("b2bua: BYE to other side", "err", err)
 	}
-	c.log.Info("b2bua: call ended", "by", who)
+	c.log.Debug("b2bua: call ended", "by", who)
 }
 
 // endMedia stops relaying, frees the ports and puts the packet counts in

@@ -295,7 +295,7 @@ func (s *Session) forward(side Side, k kind, pkt []byte, src netip.AddrPort) {
 	s.mu.Unlock()
 
 	if latched {
-		s.log.Info("media: latched", "side", side, "rtcp", k == rtcpKind, "src", src)
+		s.log.Debug("media: latched", "side", side, "rtcp", k == rtcpKind, "src", src)
 	}
 	s.heard.Add(1)
 	if !dst.IsValid() {
