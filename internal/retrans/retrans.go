@@ -88,15 +88,11 @@ func (c *Cache) Sent(peer netip.AddrPort, msg []byte) {
 	if !isFinalResponse(msg) {
 		return
 	}
-	head := headers(msg)
-	if method, ok := cseqMethod(head); !ok || method != "REGISTER" {
+	method, branch := scan(headers(msg), true)
+	if string(method) != "REGISTER" || branch == nil {
 		return
 	}
-	branch, ok := topBranch(head)
-	if !ok {
-		return
-	}
-	k := key{peer: unmap(peer), branch: branch}
+	k := key{peer: unmap(peer), branch: string(branch)}
 	resp := bytes.Clone(msg)
 	now := c.now()
 	c.mu.Lock()
@@ -118,11 +114,11 @@ func (c *Cache) Lookup(peer netip.AddrPort, msg []byte) ([]byte, bool) {
 	if !bytes.HasPrefix(msg, []byte("REGISTER ")) {
 		return nil, false
 	}
-	branch, ok := topBranch(headers(msg))
-	if !ok {
+	_, branch := scan(headers(msg), false)
+	if branch == nil {
 		return nil, false
 	}
-	k := key{peer: unmap(peer), branch: branch}
+	k := key{peer: unmap(peer), branch: string(branch)}
 	now := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -209,67 +205,61 @@ func headers(msg []byte) []byte {
 	return nil
 }
 
-// field calls fn with the name and value of each header line until fn
-// returns false. Folded lines (obsolete) are seen as lines of their own
-// with no name, which no caller matches.
-func field(head []byte, fn func(name, value []byte) bool) {
-	for len(head) > 0 {
+// scan returns the method of the CSeq header and the top Via's branch
+// (header "Via" or its compact form "v") in one pass over the header
+// lines, stopping once both are found. Folded lines (obsolete) are seen as
+// lines without a name, which match nothing.
+func scan(head []byte, wantMethod bool) (method, branch []byte) {
+	viaSeen := false
+	for len(head) > 0 && (!viaSeen || (wantMethod && method == nil)) {
 		line := head
 		if i := bytes.IndexByte(head, '\n'); i >= 0 {
 			line, head = head[:i], head[i+1:]
 		} else {
 			head = nil
 		}
-		line = bytes.TrimRight(line, "\r")
 		colon := bytes.IndexByte(line, ':')
 		if colon < 0 {
 			continue
 		}
-		if !fn(bytes.TrimSpace(line[:colon]), bytes.TrimSpace(line[colon+1:])) {
-			return
-		}
-	}
-}
-
-// cseqMethod returns the method of the CSeq header.
-func cseqMethod(head []byte) (string, bool) {
-	var method string
-	var found bool
-	field(head, func(name, value []byte) bool {
-		if !bytes.EqualFold(name, []byte("CSeq")) {
-			return true
-		}
-		if f := bytes.Fields(value); len(f) == 2 {
-			method, found = string(f[1]), true
-		}
-		return false
-	})
-	return method, found
-}
-
-// topBranch returns the branch parameter of the first Via (header "Via"
-// or its compact form "v"), if it is an RFC 3261 branch.
-func topBranch(head []byte) (string, bool) {
-	var branch string
-	var found bool
-	field(head, func(name, value []byte) bool {
-		if !bytes.EqualFold(name, []byte("Via")) && !bytes.EqualFold(name, []byte("v")) {
-			return true
-		}
-		if i := bytes.IndexByte(value, ','); i >= 0 {
-			value = value[:i] // the first of several Vias in one line
-		}
-		for _, p := range bytes.Split(value, []byte(";"))[1:] {
-			name, v, ok := bytes.Cut(bytes.TrimSpace(p), []byte("="))
-			if ok && bytes.EqualFold(bytes.TrimSpace(name), []byte("branch")) {
-				v = bytes.TrimSpace(v)
-				if bytes.HasPrefix(v, []byte(magicCookie)) && len(v) > len(magicCookie) {
-					branch, found = string(v), true
-				}
-				break
+		name := bytes.TrimSpace(line[:colon])
+		value := bytes.TrimSpace(bytes.TrimRight(line[colon+1:], "\r"))
+		switch {
+		case !viaSeen && (bytes.EqualFold(name, []byte("Via")) || bytes.EqualFold(name, []byte("v"))):
+			viaSeen = true
+			branch = viaBranch(value)
+		case wantMethod && method == nil && bytes.EqualFold(name, []byte("CSeq")):
+			method = []byte{}
+			if sp := bytes.LastIndexAny(value, " \t"); sp >= 0 {
+				method = value[sp+1:]
 			}
 		}
-		return false
-	})
-	return branch, found
+	}
+	return method, branch
+}
+
+// viaBranch returns the branch parameter of the first Via value in a Via
+// header line if it is an RFC 3261 branch, else nil.
+func viaBranch(value []byte) []byte {
+	if i := bytes.IndexByte(value, ','); i >= 0 {
+		value = value[:i] // the first of several Vias in one line
+	}
+	semi := bytes.IndexByte(value, ';')
+	for semi >= 0 {
+		value = value[semi+1:]
+		p := value
+		if semi = bytes.IndexByte(value, ';'); semi >= 0 {
+			p = value[:semi]
+		}
+		name, v, ok := bytes.Cut(p, []byte("="))
+		if !ok || !bytes.EqualFold(bytes.TrimSpace(name), []byte("branch")) {
+			continue
+		}
+		v = bytes.TrimSpace(v)
+		if bytes.HasPrefix(v, []byte(magicCookie)) && len(v) > len(magicCookie) {
+			return v
+		}
+		return nil
+	}
+	return nil
 }

@@ -138,12 +138,18 @@ func TestSameBranchAgainKeepsNewest(t *testing.T) {
 }
 
 func TestMultipleViasInOneLine(t *testing.T) {
-	head := []byte("Via: SIP/2.0/UDP a;branch=z9hG4bKfirst, SIP/2.0/UDP b;branch=z9hG4bKsecond\r\nVia: SIP/2.0/UDP c;branch=z9hG4bKthird\r\n")
-	if b, ok := topBranch(head); !ok || b != "z9hG4bKfirst" {
-		t.Fatalf("got %q %v", b, ok)
+	head := []byte("Via: SIP/2.0/UDP a;branch=z9hG4bKfirst, SIP/2.0/UDP b;branch=z9hG4bKsecond\r\nVia: SIP/2.0/UDP c;branch=z9hG4bKthird\r\nCSeq: 1 REGISTER\r\n")
+	if m, b := scan(head, true); string(b) != "z9hG4bKfirst" || string(m) != "REGISTER" {
+		t.Fatalf("got %q %q", m, b)
 	}
-	if _, ok := topBranch([]byte("Via: SIP/2.0/UDP a;rport, SIP/2.0/UDP b;branch=z9hG4bKsecond\r\n")); ok {
+	if _, b := scan([]byte("Via: SIP/2.0/UDP a;rport, SIP/2.0/UDP b;branch=z9hG4bKsecond\r\n"), false); b != nil {
 		t.Fatal("took the second Via's branch")
+	}
+	if _, b := scan([]byte("Via: SIP/2.0/UDP a;rport\r\nVia: SIP/2.0/UDP b;branch=z9hG4bKsecond\r\n"), false); b != nil {
+		t.Fatal("took the second Via header's branch")
+	}
+	if _, b := scan([]byte("via: SIP/2.0/UDP a ; rport ; BRANCH = z9hG4bKx1 ;received=1.2.3.4\r\n"), false); string(b) != "z9hG4bKx1" {
+		t.Fatalf("spaced parameters: %q", b)
 	}
 }
 
