@@ -41,6 +41,8 @@ type Store struct {
 	extByNumber *sql.Stmt
 	// extGen reads the extensions' change counter (see ensureExtGeneration).
 	extGen *sql.Stmt
+	// cdrInsert and cdrUpdate are the call record writes (see CDRTx).
+	cdrInsert, cdrUpdate *sql.Stmt
 }
 
 // maxConns bounds the store's SQLite connections, all kept open: reads
@@ -106,6 +108,14 @@ func OpenWaiting(ctx context.Context, dir string, busy time.Duration) (*Store, e
 		db.Close()
 		return nil, fmt.Errorf("store: prepare extension generation: %w", err)
 	}
+	if s.cdrInsert, err = db.PrepareContext(ctx, cdrInsertSQL); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: prepare call record insert: %w", err)
+	}
+	if s.cdrUpdate, err = db.PrepareContext(ctx, cdrUpdateSQL); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: prepare call record update: %w", err)
+	}
 	if s.extByNumber, err = db.PrepareContext(ctx, `SELECT `+extColumns+` FROM extensions WHERE number = ?`); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: prepare extension lookup: %w", err)
@@ -138,6 +148,8 @@ func (s *Store) Dir() string { return s.dir }
 func (s *Store) Close() error {
 	s.extByNumber.Close()
 	s.extGen.Close()
+	s.cdrInsert.Close()
+	s.cdrUpdate.Close()
 	return s.db.Close()
 }
 
