@@ -144,7 +144,7 @@ port_free() {
 
 # start_sekisho starts the server on ${sip_ip:-127.0.0.1}:$sip_port, with
 # the data directory $data, the extra flags in the array sekisho_args (if
-# set) and its log in ${server_log:-$tmp/server.log}, and waits until it says
+# set) and the words of $SEKISHO_ARGS (such as "--pprof-listen 127.0.0.1:26060"), and its log in ${server_log:-$tmp/server.log}, and waits until it says
 # it is ready, or (at log levels that hide that line) until its UDP port is
 # bound; it sets server_pid. --grace 1s keeps the final stop short.
 start_sekisho() {
@@ -159,7 +159,7 @@ start_sekisho() {
 	"$tmp/sekisho" serve --data "$data" \
 		--sip-udp "$ip:$sip_port" --sip-tcp "$ip:$sip_port" --sip-tls "" --console "" --vpn-listen "" \
 		--source-rate "${SOURCE_RATE:-1000000}" \
-		--grace 1s --log-level "${LOG_LEVEL:-info}" ${sekisho_args[@]+"${sekisho_args[@]}"} >"$log" 2>&1 &
+		--grace 1s --log-level "${LOG_LEVEL:-info}" ${sekisho_args[@]+"${sekisho_args[@]}"} ${SEKISHO_ARGS:-} >"$log" 2>&1 &
 	server_pid=$!
 	for _ in $(seq 200); do
 		grep -q 'sekisho ready' "$log" && return 0

@@ -64,6 +64,7 @@
 #   MEDIA_PORTS [26000-26999]  media: relay port range (4 per call: 250 calls)
 #   PPS [50], PAYLOAD [160], STOP_LOSS_PCT [0.1], STOP_JITTER_MS [20], STOP_SENT_PCT [98]  media, as media.sh
 #   SEKISHO_BIN []         use this sekisho binary instead of building one
+#   SEKISHO_ARGS []        more flags for sekisho serve, such as "--pprof-listen 127.0.0.1:26060"
 #   KEEP_TMP [0]           1 keeps the servers' logs and SIPp's files
 set -euo pipefail
 # shellcheck source=lib.sh

@@ -523,7 +523,7 @@ func (b *B2BUA) Originate(req *sip.Request, tx sip.ServerTransaction, a *chain.A
 		b.hangup(call, "pbx", "b2bua: caller did not confirm answer: "+err.Error())
 		return
 	}
-	log.Info("b2bua: call answered")
+	log.Debug("b2bua: call answered")
 }
 
 // fork rings a's targets at once with the session description body

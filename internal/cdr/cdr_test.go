@@ -86,3 +86,37 @@ func TestWriterRetriesUntilCommitted(t *testing.T) {
 		t.Fatalf("records after retry: %+v", rs)
 	}
 }
+
+// TestWriterOneBatchLastStateWins: a record started, answered and
+// finished before the writer runs is written once, with its final state;
+// one already inserted and then changed twice is updated to its last.
+func TestWriterOneBatchLastStateWins(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	w := NewWriter(st, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	r := w.Start(store.CDR{CallID: "c1", Caller: "201", Dialled: "202", Callee: "202"})
+	r.Answered()
+	r.Finish(200, "b2bua: bye", "caller")
+	r2 := w.Start(store.CDR{CallID: "c2", Caller: "201", Dialled: "203", Callee: "203"})
+	if left := w.Flush(ctx); left != 0 {
+		t.Fatalf("%d writes left", left)
+	}
+	r2.Answered()
+	r2.Finish(200, "b2bua: bye", "callee")
+	if left := w.Flush(ctx); left != 0 {
+		t.Fatalf("%d writes left", left)
+	}
+	rs, err := st.ListCDRs(ctx, store.CDRFilter{})
+	if err != nil || len(rs) != 2 {
+		t.Fatalf("want 2 records, got %+v %v", rs, err)
+	}
+	for _, c := range rs {
+		if c.State != store.CDRDone || c.ResultCode != 200 || c.Answered.IsZero() {
+			t.Errorf("record %s not in its final state: %+v", c.CallID, c)
+		}
+	}
+}

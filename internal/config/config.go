@@ -39,6 +39,12 @@ type Config struct {
 	Grace           Duration `json:"grace"`
 	UDPBuffer       int      `json:"udp-buffer"`
 	LogLevel        string   `json:"log-level"`
+	// MemoryLimit is the Go runtime's soft memory limit: "auto", "off"
+	// or a size such as "1536MiB" or "2GiB". See MemoryLimitBytes.
+	MemoryLimit string `json:"memory-limit"`
+	// PprofListen is a loopback host:port serving net/http/pprof, for
+	// profiling; "" (the default) serves nothing.
+	PprofListen string `json:"pprof-listen"`
 	// AlertWebhooks are URLs that every alert is POSTed to, comma-separated.
 	AlertWebhooks string `json:"alert-webhooks"`
 
@@ -118,6 +124,7 @@ func Default() Config {
 		Grace:           Duration(30 * time.Second),
 		UDPBuffer:       16 << 20,
 		LogLevel:        "info",
+		MemoryLimit:     "auto",
 		PhoneNetworks:   "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,127.0.0.0/8,fc00::/7,::1/128",
 		DigestOffer:     "md5",
 		BanAfter:        10,
@@ -155,6 +162,8 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.Var((*durationFlag)(&c.Grace), "grace", "on SIGTERM, how long calls in progress may continue before they are hung up")
 	fs.IntVar(&c.UDPBuffer, "udp-buffer", c.UDPBuffer, "UDP socket receive buffer in bytes")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+	fs.StringVar(&c.MemoryLimit, "memory-limit", c.MemoryLimit, "soft memory limit of the Go runtime: auto ($GOMEMLIMIT if set, else half of the machine's or the cgroup's memory), off, or a size such as 1536MiB or 2GiB")
+	fs.StringVar(&c.PprofListen, "pprof-listen", c.PprofListen, "loopback host:port serving Go profiles (net/http/pprof) for performance work, such as 127.0.0.1:6060; empty: none")
 	fs.StringVar(&c.PhoneNetworks, "phone-networks", c.PhoneNetworks, "CIDR prefixes phones may register and call from (an extension's own --networks overrides); others are refused like a wrong password")
 	fs.StringVar(&c.DigestOffer, "digest-offer", c.DigestOffer, "digest algorithms every challenge offers: md5, sha256 or both (the same for every user, so a challenge reveals no extension)")
 	fs.IntVar(&c.BanAfter, "ban-after", c.BanAfter, "failed authentications from one source within --ban-window that ban it")
@@ -254,6 +263,12 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("config: udp-buffer: %d is too small; want at least 65536 bytes", c.UDPBuffer)
 	}
 	if _, err := c.Level(); err != nil {
+		return err
+	}
+	if _, _, err := c.MemoryLimitBytes(); err != nil {
+		return err
+	}
+	if err := c.checkPprof(); err != nil {
 		return err
 	}
 	if _, err := c.Webhooks(); err != nil {
@@ -411,4 +426,56 @@ func SplitHostPort(a string) (string, int, error) {
 		return "", 0, fmt.Errorf("host %q is not an IP address", h)
 	}
 	return h, port, nil
+}
+
+// MinMemoryLimit is the smallest memory limit accepted: below it the
+// garbage collector would run almost continuously for a PBX's live heap.
+const MinMemoryLimit = 128 << 20
+
+// MemoryLimitBytes parses MemoryLimit. auto is true for "auto" (the
+// caller works the limit out from the environment and the machine);
+// otherwise n is the limit in bytes, 0 for "off".
+func (c *Config) MemoryLimitBytes() (n int64, auto bool, err error) {
+	const want = `want auto, off, or a size such as 1536MiB or 2GiB (at least 128MiB)`
+	s := strings.TrimSpace(c.MemoryLimit)
+	switch s {
+	case "auto", "":
+		return 0, true, nil
+	case "off":
+		return 0, false, nil
+	}
+	unit := int64(0)
+	switch {
+	case strings.HasSuffix(s, "MiB"):
+		unit, s = 1<<20, strings.TrimSuffix(s, "MiB")
+	case strings.HasSuffix(s, "GiB"):
+		unit, s = 1<<30, strings.TrimSuffix(s, "GiB")
+	}
+	v, perr := strconv.ParseInt(s, 10, 64)
+	if unit == 0 || perr != nil || v <= 0 || v > (1<<50)/unit {
+		return 0, false, fmt.Errorf("config: memory-limit: %q: %s", c.MemoryLimit, want)
+	}
+	if v*unit < MinMemoryLimit {
+		return 0, false, fmt.Errorf("config: memory-limit: %q is too small: %s", c.MemoryLimit, want)
+	}
+	return v * unit, false, nil
+}
+
+// checkPprof allows PprofListen only on a loopback address. The profiles
+// show internals (stack traces with call and extension data, heap
+// contents, timings) and cost CPU to produce: served on any other
+// address, they would expose those to the network and give anyone who
+// can reach the port a cheap way to slow the PBX down.
+func (c *Config) checkPprof() error {
+	if c.PprofListen == "" {
+		return nil
+	}
+	h, _, err := SplitHostPort(c.PprofListen)
+	if err != nil {
+		return fmt.Errorf("config: pprof-listen: %q: %v; want a loopback host:port such as 127.0.0.1:6060", c.PprofListen, err)
+	}
+	if ip := net.ParseIP(h); ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("config: pprof-listen: %q is not a loopback address; profiles must not be reachable from the network: use 127.0.0.1:6060 or [::1]:6060", c.PprofListen)
+	}
+	return nil
 }

@@ -42,6 +42,14 @@ func TestValidateNamesField(t *testing.T) {
 		{func(c *Config) { c.VPNNet = "10.77.0.255/24" }, "vpn-net"},
 		{func(c *Config) { c.VPNNet = "10.77.0.1/31" }, "vpn-net"},
 		{func(c *Config) { c.VPNNet = "127.0.0.1/24" }, "vpn-net"},
+		{func(c *Config) { c.MemoryLimit = "lots" }, "memory-limit"},
+		{func(c *Config) { c.MemoryLimit = "2048" }, "memory-limit"},
+		{func(c *Config) { c.MemoryLimit = "64MiB" }, "memory-limit"},
+		{func(c *Config) { c.MemoryLimit = "-1GiB" }, "memory-limit"},
+		{func(c *Config) { c.PprofListen = "0.0.0.0:6060" }, "pprof-listen"},
+		{func(c *Config) { c.PprofListen = ":6060" }, "pprof-listen"},
+		{func(c *Config) { c.PprofListen = "192.168.1.2:6060" }, "pprof-listen"},
+		{func(c *Config) { c.PprofListen = "localhost" }, "pprof-listen"},
 	}
 	for _, tt := range tests {
 		c := Default()
@@ -49,6 +57,41 @@ func TestValidateNamesField(t *testing.T) {
 		err := c.Validate()
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("want error naming %q, got %v", tt.want, err)
+		}
+	}
+}
+
+func TestMemoryLimitAndPprof(t *testing.T) {
+	tests := []struct {
+		in   string
+		n    int64
+		auto bool
+	}{
+		{"auto", 0, true},
+		{"off", 0, false},
+		{"128MiB", 128 << 20, false},
+		{"1536MiB", 1536 << 20, false},
+		{"2GiB", 2 << 30, false},
+	}
+	for _, tt := range tests {
+		c := Default()
+		c.MemoryLimit = tt.in
+		n, auto, err := c.MemoryLimitBytes()
+		if err != nil || n != tt.n || auto != tt.auto {
+			t.Errorf("%q: got %d %v %v, want %d %v", tt.in, n, auto, err, tt.n, tt.auto)
+		}
+		if err := c.Validate(); err != nil {
+			t.Errorf("%q: %v", tt.in, err)
+		}
+	}
+	if Default().PprofListen != "" {
+		t.Fatal("pprof must be off by default")
+	}
+	for _, a := range []string{"127.0.0.1:6060", "[::1]:6060", "127.0.0.5:0"} {
+		c := Default()
+		c.PprofListen = a
+		if err := c.Validate(); err != nil {
+			t.Errorf("%s: %v", a, err)
 		}
 	}
 }

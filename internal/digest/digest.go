@@ -17,6 +17,8 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
+	"hash"
+	"math"
 	"strings"
 	"sync"
 	"time"
@@ -80,15 +82,23 @@ type Verifier struct {
 	now      func() time.Time
 	dummy    Secret
 
-	mu        sync.Mutex
-	used      map[string]usedNonce // nonce -> highest nc seen; guarded by mu
-	lastSweep time.Time            // guarded by mu
+	// macs holds HMAC-SHA256 states keyed with key, reused: making one
+	// costs two SHA-256 states and their buffers, twice per registration.
+	macs sync.Pool
+
+	mu sync.Mutex
+	// used remembers the highest nonce-count seen for each nonce that
+	// authenticated, in one map per lifetime-long slice of issue time
+	// (issue time / lifetime). A nonce is usable for one lifetime, so
+	// only the current slice and the one before matter; older slices
+	// are dropped whole, which costs nothing however many nonces they
+	// hold. Keys and values hold no pointers, so the collector does not
+	// scan them. Guarded by mu.
+	used map[int64]map[nonceID]uint32
 }
 
-type usedNonce struct {
-	nc      int
-	expires time.Time
-}
+// nonceID is a nonce's issue time and random bytes: unique per nonce.
+type nonceID [nonceTimeLen + nonceRandLen]byte
 
 // DefaultNonceLifetime is how long a nonce stays fresh.
 const DefaultNonceLifetime = 5 * time.Minute
@@ -99,10 +109,11 @@ func New(realm string, lifetime time.Duration) (*Verifier, error) {
 	if lifetime <= 0 {
 		lifetime = DefaultNonceLifetime
 	}
-	v := &Verifier{realm: realm, lifetime: lifetime, now: time.Now, used: make(map[string]usedNonce)}
+	v := &Verifier{realm: realm, lifetime: lifetime, now: time.Now, used: make(map[int64]map[nonceID]uint32)}
 	if _, err := rand.Read(v.key[:]); err != nil {
 		return nil, fmt.Errorf("digest: nonce key: %w", err)
 	}
+	v.macs.New = func() any { return hmac.New(sha256.New, v.key[:]) }
 	// A random secret for unknown users, so that a wrong guess for an
 	// unknown user costs the same hashing as one for a known user: no
 	// timing difference tells an enumerator which extensions exist.
@@ -137,29 +148,40 @@ func (v *Verifier) newNonce() string {
 	if _, err := rand.Read(b[nonceTimeLen : nonceTimeLen+nonceRandLen]); err != nil {
 		panic("digest: crypto/rand failed: " + err.Error()) // the platform is broken; never issue a guessable nonce
 	}
-	m := hmac.New(sha256.New, v.key[:])
-	m.Write(b[:nonceTimeLen+nonceRandLen])
-	copy(b[nonceTimeLen+nonceRandLen:], m.Sum(nil))
+	mac := v.mac(b[:nonceTimeLen+nonceRandLen])
+	copy(b[nonceTimeLen+nonceRandLen:], mac[:nonceMACLen])
 	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// mac returns HMAC-SHA256(key, data).
+func (v *Verifier) mac(data []byte) [sha256.Size]byte {
+	m := v.macs.Get().(hash.Hash)
+	m.Reset()
+	m.Write(data)
+	var out [sha256.Size]byte
+	m.Sum(out[:0])
+	v.macs.Put(m)
+	return out
 }
 
 // openNonce checks a nonce's MAC and returns its issue time. A nonce we did
 // not issue (forged, or from before a restart) is refused: this stops an
 // attacker from choosing nonces to precompute responses.
-func (v *Verifier) openNonce(n string) (time.Time, bool) {
+func (v *Verifier) openNonce(n string) (nonceID, time.Time, bool) {
+	var id nonceID
 	if base64.RawURLEncoding.DecodedLen(len(n)) != nonceLen {
-		return time.Time{}, false
+		return id, time.Time{}, false
 	}
 	var b [nonceLen]byte
 	if _, err := base64.RawURLEncoding.Decode(b[:], []byte(n)); err != nil {
-		return time.Time{}, false
+		return id, time.Time{}, false
 	}
-	m := hmac.New(sha256.New, v.key[:])
-	m.Write(b[:nonceTimeLen+nonceRandLen])
-	if !hmac.Equal(m.Sum(nil)[:nonceMACLen], b[nonceTimeLen+nonceRandLen:]) {
-		return time.Time{}, false
+	mac := v.mac(b[:nonceTimeLen+nonceRandLen])
+	if !hmac.Equal(mac[:nonceMACLen], b[nonceTimeLen+nonceRandLen:]) {
+		return id, time.Time{}, false
 	}
-	return time.Unix(0, int64(binary.BigEndian.Uint64(b[:nonceTimeLen]))), true
+	copy(id[:], b[:])
+	return id, time.Unix(0, int64(binary.BigEndian.Uint64(b[:nonceTimeLen]))), true
 }
 
 // Challenges returns the header values (WWW-Authenticate or
@@ -193,7 +215,7 @@ func (v *Verifier) Check(method, header string, lookup Lookup) Result {
 	if header == "" {
 		return Result{Outcome: Challenge, Reason: "digest: no credentials"}
 	}
-	cr, err := icdigest.ParseCredentials(header)
+	cr, err := parseCredentials(header)
 	if err != nil {
 		return Result{Outcome: Challenge, Reason: "digest: malformed credentials"}
 	}
@@ -217,7 +239,7 @@ func (v *Verifier) Check(method, header string, lookup Lookup) Result {
 		res.Outcome, res.Reason = Challenge, "digest: qop=auth with nc and cnonce required"
 		return res
 	}
-	issued, ok := v.openNonce(cr.Nonce)
+	id, issued, ok := v.openNonce(cr.Nonce)
 	if !ok {
 		res.Outcome, res.Reason = Challenge, "digest: nonce not issued by this server"
 		return res
@@ -252,7 +274,7 @@ func (v *Verifier) Check(method, header string, lookup Lookup) Result {
 		res.Outcome, res.Reason = Stale, "digest: nonce expired"
 		return res
 	}
-	if !v.useNonce(cr.Nonce, cr.Nc, issued.Add(v.lifetime), now) {
+	if !v.useNonce(id, cr.Nc, issued, now) {
 		// Replay guard: the same (nonce, nc) twice is a captured request
 		// being played again.
 		res.Outcome, res.Reason = Failed, "digest: nonce-count replay"
@@ -262,28 +284,41 @@ func (v *Verifier) Check(method, header string, lookup Lookup) Result {
 	return res
 }
 
-// useNonce records nc for nonce and reports whether it is higher than any
-// seen before.
-func (v *Verifier) useNonce(nonce string, nc int, expires, now time.Time) bool {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if now.Sub(v.lastSweep) > v.lifetime/4 {
-		v.sweepLocked(now)
-	}
-	u, seen := v.used[nonce]
-	if seen && nc <= u.nc {
+// useNonce records nc for the nonce id issued at issued and reports
+// whether it is higher than any seen before. The caller has checked that
+// the nonce is within its lifetime.
+func (v *Verifier) useNonce(id nonceID, nc int, issued, now time.Time) bool {
+	if nc <= 0 || nc > math.MaxUint32 {
 		return false
 	}
-	v.used[nonce] = usedNonce{nc: nc, expires: expires}
+	slice := issued.UnixNano() / int64(v.lifetime)
+	current := now.UnixNano() / int64(v.lifetime)
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for k := range v.used {
+		if k < current-1 {
+			delete(v.used, k) // every nonce in it is past its lifetime
+		}
+	}
+	m := v.used[slice]
+	if m == nil {
+		m = make(map[nonceID]uint32)
+		v.used[slice] = m
+	}
+	if seen, ok := m[id]; ok && uint32(nc) <= seen {
+		return false
+	}
+	m[id] = uint32(nc)
 	return true
 }
 
-// sweepLocked drops nonces past their lifetime. v.mu must be held.
-func (v *Verifier) sweepLocked(now time.Time) {
-	for k, u := range v.used {
-		if now.After(u.expires) {
-			delete(v.used, k)
-		}
+// remembered returns how many nonces are remembered.
+func (v *Verifier) remembered() int {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	n := 0
+	for _, m := range v.used {
+		n += len(m)
 	}
-	v.lastSweep = now
+	return n
 }

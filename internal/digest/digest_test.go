@@ -155,12 +155,15 @@ func TestUsedNoncesSwept(t *testing.T) {
 			t.Fatal(r.Reason)
 		}
 	}
+	if n := v.remembered(); n != 100 {
+		t.Fatalf("%d nonces remembered, want 100", n)
+	}
 	v.now = func() time.Time { return start.Add(3 * time.Minute) }
-	v.useNonce("x", 1, v.now().Add(time.Minute), v.now())
-	v.mu.Lock()
-	n := len(v.used)
-	v.mu.Unlock()
-	if n != 1 {
+	h := answer(t, v.DefaultChallenges(false)[0], user, pass, "REGISTER", "sip:pbx", 1)
+	if r := v.Check("REGISTER", h, lookupFor(credential.OfferMD5)); r.Outcome != OK {
+		t.Fatal(r.Reason)
+	}
+	if n := v.remembered(); n != 1 {
 		t.Fatalf("after expiry %d nonces remembered, want 1", n)
 	}
 }

@@ -103,6 +103,13 @@ type Store interface {
 	PutBan(ctx context.Context, b store.Ban) error
 }
 
+// batchStore is a Store that can write several bans in one transaction
+// (*store.Store can): under a flood, one write lock for a batch of bans
+// instead of one each.
+type batchStore interface {
+	PutBans(ctx context.Context, bans []store.Ban) error
+}
+
 // Alerter raises alerts. *alert.Notifier satisfies it.
 type Alerter interface {
 	Raise(ctx context.Context, kind, subject, detail string) error
@@ -134,6 +141,8 @@ type Guard struct {
 
 	mu       sync.Mutex
 	bans     map[netip.Addr]store.Ban            // every ban row; guarded by mu
+	pending  map[netip.Addr]store.Ban            // bans not yet written to the store; guarded by mu
+	wake     chan struct{}                       // a ban is pending (buffered, 1)
 	accounts map[string]map[netip.Addr]time.Time // account -> failing sources; guarded by mu
 	alerted  map[string]time.Time                // account -> when its alert went out; guarded by mu
 	dropped  atomic.Uint64
@@ -181,7 +190,7 @@ func New(ctx context.Context, cfg Config, st Store, alerts Alerter, isTrunk func
 	}
 	g := &Guard{cfg: cfg, st: st, alert: alerts, log: log, now: time.Now, isTrunk: isTrunk,
 		scanners: parseScanners(scanners), seed: maphash.MakeSeed(),
-		drops: map[DropKey]uint64{}, bans: map[netip.Addr]store.Ban{}, accounts: map[string]map[netip.Addr]time.Time{}, alerted: map[string]time.Time{}}
+		drops: map[DropKey]uint64{}, bans: map[netip.Addr]store.Ban{}, pending: map[netip.Addr]store.Ban{}, wake: make(chan struct{}, 1), accounts: map[string]map[netip.Addr]time.Time{}, alerted: map[string]time.Time{}}
 	for i := range g.shards {
 		g.shards[i].sources = map[netip.Addr]*source{}
 	}
@@ -212,12 +221,17 @@ func (g *Guard) Reload(ctx context.Context) error {
 		bans[a.Unmap()] = b
 	}
 	// Fail closed: a ban whose store write failed is not in the rows; it
-	// stays. A row in the store (an unban included) is the truth.
+	// stays. A row in the store (an unban included) is the truth, except
+	// for a ban still waiting to be written: that one is newer than any
+	// row (an old, expired ban of the same source must not replace it).
 	now := g.now()
 	for a, b := range g.bans {
 		if _, stored := bans[a]; !stored && b.Active(now) {
 			bans[a] = b
 		}
+	}
+	for a, b := range g.pending {
+		bans[a] = b
 	}
 	g.bans = bans
 	g.publish()
@@ -412,16 +426,138 @@ func (g *Guard) Ban(ctx context.Context, addr netip.Addr, reason string, d time.
 	b.Until = now.Add(d)
 	g.bans[addr] = b
 	g.publish()
+	// The ban applies from here on, in memory. Writing it down is left to
+	// Run, which batches and retries: under the flood that causes bans
+	// the store may be too busy to take the write within a request's
+	// time, and a ban that is dropped then would be forgotten at the next
+	// restart, letting the attacker straight back in.
+	g.pending[addr] = b
 	g.mu.Unlock()
-	if err := g.st.PutBan(ctx, b); err != nil {
-		// The ban holds in memory; it is lost only if the PBX restarts.
-		g.log.Error("guard: could not store ban", "source", b.Address, "err", err)
+	select {
+	case g.wake <- struct{}{}:
+	default:
 	}
 	g.log.Warn("guard: banned", "source", b.Address, "until", b.Until.UTC().Format(time.RFC3339), "offences", b.Offences, "reason", reason)
 	if g.cfg.OnBan != nil {
 		g.cfg.OnBan(b)
 	}
 	return b
+}
+
+// Retry bounds for writing bans: the first retry after retryMin, each
+// next one twice as late, up to retryMax.
+const (
+	retryMin = 100 * time.Millisecond
+	retryMax = 5 * time.Second
+)
+
+// Run writes bans to the store as they start, until ctx is done: in
+// batches, retrying with backoff while the store refuses, so that no ban
+// is lost however busy the store is. Flush writes what is left at
+// shutdown.
+func (g *Guard) Run(ctx context.Context) {
+	delay := time.Duration(0) // 0: wait for a ban
+	fails := 0
+	for {
+		var t *time.Timer
+		var timer <-chan time.Time
+		if delay > 0 {
+			t = time.NewTimer(delay)
+			timer = t.C
+		}
+		select {
+		case <-ctx.Done():
+		case <-g.wake:
+		case <-timer:
+		}
+		if t != nil {
+			t.Stop()
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		n, err := g.flushOnce(ctx)
+		switch {
+		case err == nil:
+			if fails > 0 {
+				g.log.Info("guard: bans stored after retrying", "attempts", fails+1)
+			}
+			delay, fails = 0, 0
+		case ctx.Err() != nil:
+			return
+		default:
+			fails++
+			delay = min(max(2*delay, retryMin), retryMax)
+			g.log.Warn("guard: could not store bans yet; they hold in memory, retrying", "bans", n, "attempt", fails, "retry_in", delay.String(), "err", err)
+		}
+	}
+}
+
+// Flush writes the pending bans, retrying until ctx is done, and returns
+// how many could not be written.
+func (g *Guard) Flush(ctx context.Context) int {
+	delay := retryMin
+	for {
+		n, err := g.flushOnce(ctx)
+		if err == nil {
+			return 0
+		}
+		select {
+		case <-ctx.Done():
+			g.log.Error("guard: bans not stored at shutdown; they are lost at this restart", "bans", n, "err", err)
+			return n
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, retryMax)
+	}
+}
+
+// Pending returns how many bans wait to be written.
+func (g *Guard) Pending() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.pending)
+}
+
+// flushOnce writes every pending ban once. A ban replaced while it was
+// being written (the same source banned again) stays pending.
+func (g *Guard) flushOnce(ctx context.Context) (int, error) {
+	g.mu.Lock()
+	batch := make([]store.Ban, 0, len(g.pending))
+	for _, b := range g.pending {
+		batch = append(batch, b)
+	}
+	g.mu.Unlock()
+	if len(batch) == 0 {
+		return 0, nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var err error
+	if bs, ok := g.st.(batchStore); ok {
+		err = bs.PutBans(wctx, batch)
+	} else {
+		for _, b := range batch {
+			if err = g.st.PutBan(wctx, b); err != nil {
+				break
+			}
+		}
+	}
+	if err != nil {
+		return len(batch), fmt.Errorf("guard: store %d bans: %w", len(batch), err)
+	}
+	g.mu.Lock()
+	for _, b := range batch {
+		a, perr := netip.ParseAddr(b.Address)
+		if perr != nil {
+			continue
+		}
+		if cur, ok := g.pending[a]; ok && cur.Created.Equal(b.Created) && cur.Offences == b.Offences && cur.Until.Equal(b.Until) {
+			delete(g.pending, a)
+		}
+	}
+	g.mu.Unlock()
+	return 0, nil
 }
 
 // Scanner reports which scanner fingerprint userAgent matches, "" if none.

@@ -83,6 +83,9 @@ func TestBanAfterFailures(t *testing.T) {
 	if !g.Failure(ctx, attacker, "201") || g.Admit(attacker) || !g.Banned(attacker) {
 		t.Fatal("third failure did not ban")
 	}
+	if n := g.Flush(ctx); n != 0 {
+		t.Fatalf("%d bans not stored", n)
+	}
 	b := st.bans["127.0.0.66"]
 	if b.Offences != 1 || !b.Until.Equal(c.t.Add(10*time.Minute)) {
 		t.Fatalf("stored ban %+v", b)
@@ -94,6 +97,7 @@ func TestBanAfterFailures(t *testing.T) {
 	for range 3 {
 		g.Failure(ctx, attacker, "201")
 	}
+	g.Flush(ctx)
 	if b := st.bans["127.0.0.66"]; b.Offences != 2 || !b.Until.Equal(c.t.Add(20*time.Minute)) {
 		t.Fatalf("repeat offender's ban %+v, want 20 minutes", b)
 	}
@@ -114,6 +118,7 @@ func TestBansSurviveAndReload(t *testing.T) {
 	ctx := context.Background()
 	g, st, _, c := newGuard(t, Config{})
 	g.Ban(ctx, attacker, "scanner", 0, "pbx")
+	g.Flush(ctx)
 	g2, err := New(ctx, Config{}, st, nil, nil, "", slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
@@ -248,4 +253,100 @@ func BenchmarkAdmit(b *testing.B) {
 		g.Admit(addrs[i%len(addrs)])
 		i++
 	}
+}
+
+// flakyStore fails its first failN writes, like a store too busy to take
+// them under a flood.
+type flakyStore struct {
+	memStore
+	failN  int
+	writes int
+}
+
+func (f *flakyStore) PutBan(ctx context.Context, b store.Ban) error {
+	f.mu.Lock()
+	f.writes++
+	fail := f.writes <= f.failN
+	f.mu.Unlock()
+	if fail {
+		return errors.New("database is locked")
+	}
+	return f.memStore.PutBan(ctx, b)
+}
+
+func (f *flakyStore) stored(addr string) (store.Ban, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	b, ok := f.bans[addr]
+	return b, ok
+}
+
+// TestBanStoredAfterRetries: a ban applies at once, however busy the
+// store is, and is written down once the store takes writes again.
+func TestBanStoredAfterRetries(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	st := &flakyStore{memStore: memStore{bans: map[string]store.Ban{}}, failN: 3}
+	g, err := New(ctx, Config{}, st, nil, nil, "", slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { g.Run(ctx); close(done) }()
+	g.Ban(ctx, attacker, "test", 0, "pbx")
+	if g.Admit(attacker) {
+		t.Fatal("ban did not apply at once")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, ok := st.stored(attacker.String()); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ban not stored after %d writes; pending %d", st.writes, g.Pending())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if g.Pending() != 0 {
+		t.Fatalf("%d bans still pending after the write", g.Pending())
+	}
+	if st.writes < 4 {
+		t.Fatalf("stored after %d writes, want the 4th", st.writes)
+	}
+	cancel()
+	<-done
+}
+
+// TestPendingBanSurvivesReload: while a ban waits to be written, a reload
+// that finds the source's old, ended ban in the store must not lift it.
+func TestPendingBanSurvivesReload(t *testing.T) {
+	ctx := context.Background()
+	g, st, _, c := newGuard(t, Config{})
+	st.bans[attacker.String()] = store.Ban{Address: attacker.String(), Until: c.t.Add(-time.Hour), Offences: 1, By: "pbx"}
+	g.Reload(ctx)
+	st.fail = true
+	b := g.Ban(ctx, attacker, "again", 0, "pbx")
+	if b.Offences != 2 {
+		t.Fatalf("offences %d, want 2", b.Offences)
+	}
+	if n := g.Flush(canceled()); n != 1 {
+		t.Fatalf("Flush reported %d unstored, want 1", n)
+	}
+	g.Reload(ctx)
+	if g.Admit(attacker) {
+		t.Fatal("reload lifted a ban that was waiting to be stored")
+	}
+	st.fail = false
+	if n := g.Flush(ctx); n != 0 || g.Pending() != 0 {
+		t.Fatalf("not flushed: %d %d", n, g.Pending())
+	}
+	if got := st.bans[attacker.String()]; got.Offences != 2 {
+		t.Fatalf("stored %+v", got)
+	}
+}
+
+func canceled() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
 }

@@ -324,7 +324,7 @@ func (s *Session) forward(side Side, k kind, pkt []byte, src netip.AddrPort) {
 	}
 
 	if latched {
-		s.log.Info("media: latched", "side", side, "rtcp", k == rtcpKind, "src", src)
+		s.log.Debug("media: latched", "side", side, "rtcp", k == rtcpKind, "src", src)
 	}
 	s.heard.Add(1)
 	if muted {

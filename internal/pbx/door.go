@@ -8,12 +8,15 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/sekisho/sekisho/internal/guard"
+	"github.com/sekisho/sekisho/internal/response"
+	"github.com/sekisho/sekisho/internal/retrans"
 )
 
 // ScannersFile is the editable scanner list in the data directory.
@@ -34,10 +37,14 @@ func loadScanners(dir string) (string, error) {
 }
 
 // guardedConn drops datagrams from banned or over-rate sources before
-// sipgo parses a byte of them: the cheapest point there is.
+// sipgo parses a byte of them: the cheapest point there is. Then it
+// answers retransmitted REGISTERs whose transaction has ended from the
+// response cache (see package retrans), and tells that cache of every
+// datagram sent.
 type guardedConn struct {
 	net.PacketConn
-	g *guard.Guard
+	g       *guard.Guard
+	answers *retrans.Cache
 }
 
 func (c guardedConn) ReadFrom(b []byte) (int, net.Addr, error) {
@@ -47,12 +54,31 @@ func (c guardedConn) ReadFrom(b []byte) (int, net.Addr, error) {
 			return n, addr, err
 		}
 		if ua, ok := addr.(*net.UDPAddr); ok {
-			if ip, ok := netip.AddrFromSlice(ua.IP); ok && !c.g.Admit(ip) {
+			ap := ua.AddrPort()
+			if !c.g.Admit(ap.Addr()) {
+				continue
+			}
+			if resp, ok := c.answers.Lookup(ap, b[:n]); ok {
+				// The guard admitted this source above, so a spoofed
+				// retransmission costs it the same rate as a new request,
+				// and the copy only ever goes to the address the
+				// original answer went to.
+				c.PacketConn.WriteTo(resp, addr)
 				continue
 			}
 		}
 		return n, addr, nil
 	}
+}
+
+func (c guardedConn) WriteTo(b []byte, addr net.Addr) (int, error) {
+	n, err := c.PacketConn.WriteTo(b, addr)
+	if err == nil {
+		if ua, ok := addr.(*net.UDPAddr); ok {
+			c.answers.Sent(ua.AddrPort(), b)
+		}
+	}
+	return n, err
 }
 
 // guardedListener closes connections from banned or over-rate sources
@@ -174,8 +200,66 @@ func (s *Server) door(h sipgo.RequestHandler) sipgo.RequestHandler {
 			cancel()
 			return
 		}
+		if req.Method == sip.REGISTER {
+			// Shed load instead of queueing it: past maxRegistering
+			// registrations in progress the CPU is already behind, every
+			// further one waits longer than the phone's retransmission
+			// timer (500 ms) and the retransmissions double the load
+			// until nothing completes. An immediate 503 with Retry-After
+			// costs a fraction of a registration and tells the phone to
+			// come back later (RFC 3261 21.5.4), so the ones in progress
+			// finish in time.
+			if n := s.registering.Add(1); n > maxRegistering {
+				s.registering.Add(-1)
+				s.shed.Add(1)
+				res := response.New(req, 503)
+				res.AppendHeader(sip.NewHeader("Retry-After", strconv.Itoa(shedRetryAfter)))
+				tx.Respond(res)
+				s.endRegister(req, tx)
+				return
+			}
+			defer s.registering.Add(-1)
+		}
 		h(req, tx)
+		s.endRegister(req, tx)
 	}
+}
+
+// maxRegistering is how many REGISTERs may be handled at once before new
+// ones are answered 503. Healthy, at 10,000 a second on two cores, a few
+// dozen are; a queue of this many is under 100 ms of work, well before
+// the phones' 500 ms retransmissions start, and high enough that a brief
+// stall (another process taking the CPU) delays registrations rather
+// than failing them (256 did, on a shared machine).
+const maxRegistering = 1024
+
+// shedRetryAfter is the Retry-After of a shed REGISTER, in seconds.
+const shedRetryAfter = 5
+
+// endRegister ends a REGISTER transaction over UDP as soon as its final
+// response is in the response cache, instead of keeping it for Timer J
+// (32 s): the cache answers any retransmission from then on, for a tenth
+// of the memory. If the response is not cached (sent to a Via address
+// other than the source, or the cache is full), sipgo keeps the
+// transaction as usual.
+func (s *Server) endRegister(req *sip.Request, tx sip.ServerTransaction) {
+	if req.Method != sip.REGISTER || req.Transport() != "UDP" || s.answers == nil {
+		return
+	}
+	stx, ok := tx.(*sip.ServerTx)
+	if !ok {
+		return
+	}
+	via := req.Via()
+	if via == nil {
+		return
+	}
+	branch, _ := via.Params.Get("branch")
+	src, err := netip.ParseAddrPort(req.Source())
+	if err != nil || !s.answers.Has(src, branch) {
+		return
+	}
+	stx.Terminate()
 }
 
 // inPhoneNetworks reports whether a is in the configured phone networks.

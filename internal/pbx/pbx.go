@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -41,6 +42,7 @@ import (
 	"github.com/sekisho/sekisho/internal/media"
 	"github.com/sekisho/sekisho/internal/policy"
 	"github.com/sekisho/sekisho/internal/registrar"
+	"github.com/sekisho/sekisho/internal/retrans"
 	"github.com/sekisho/sekisho/internal/store"
 	"github.com/sekisho/sekisho/internal/trunk"
 	"github.com/sekisho/sekisho/internal/vault"
@@ -77,6 +79,14 @@ type Server struct {
 	keeper  *limits.Keeper
 	alerts  *alert.Notifier
 	fleet   *fleet.Link // nil when the unit has not joined a fleet
+	// answers holds the final responses to REGISTERs over UDP, so their
+	// transactions can end at once (see package retrans).
+	answers *retrans.Cache
+	// registering counts REGISTERs being handled; shed those answered
+	// 503 because too many were (see door).
+	registering atomic.Int64
+	shed        atomic.Uint64
+	shedLogged  atomic.Uint64 // shed as last logged by countDrops
 
 	ua     *sipgo.UserAgent
 	sip    *sipgo.Server
@@ -120,6 +130,14 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		if !syslogRoots.AppendCertsFromPEM(pem) {
 			return fmt.Errorf("config: syslog-ca: %s holds no PEM certificate", cfg.SyslogCA)
 		}
+	}
+	applyMemoryLimit(cfg, log)
+	if cfg.PprofListen != "" {
+		stopPprof, err := startPprof(cfg.PprofListen, log)
+		if err != nil {
+			return err
+		}
+		defer stopPprof()
 	}
 	st, err := store.Open(ctx, cfg.Data)
 	if err != nil {
@@ -203,7 +221,9 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	nets, _ := cfg.Networks() // validated above
 	s.phoneNets = nets
-	s.auth = auth.New(ver, st, auth.Config{
+	// Extension lookups come from memory, emptied within 250 ms of any
+	// change to the extensions table (see auth.Cache).
+	s.auth = auth.New(ver, auth.NewCache(st, auth.DefaultRecheck), auth.Config{
 		Offer: credential.Offer(cfg.DigestOffer), PhoneNetworks: nets, TLSOutside: cfg.TLSOutside,
 		OnFailure: func(ctx context.Context, src netip.Addr, user, reason string) {
 			s.log.Info("auth: failed", "source", src, "user", user, "reason", reason)
@@ -224,7 +244,8 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		if udp, err = listenUDP(ctx, cfg.SIPUDP, cfg.UDPBuffer); err != nil {
 			return fmt.Errorf("pbx: listen sip-udp %s: %w", cfg.SIPUDP, err)
 		}
-		udp = guardedConn{PacketConn: udp, g: s.guard}
+		s.answers = retrans.New(retrans.DefaultTTL, retrans.DefaultMaxBytes)
+		udp = guardedConn{PacketConn: udp, g: s.guard, answers: s.answers}
 	}
 	if cfg.SIPTCP != "" {
 		if tcp, err = net.Listen("tcp", cfg.SIPTCP); err != nil {
@@ -321,6 +342,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	sweepCtx, stopSweep := context.WithCancel(context.Background())
 	go s.sweep(sweepCtx)
+	go s.guard.Run(sweepCtx) // writes bans down, retrying while the store is busy
 	if s.fleet != nil {
 		go s.fleet.Run(sweepCtx)
 	}
@@ -384,6 +406,9 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	<-cdrDone
 	flushCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	left := s.cdrs.Flush(flushCtx)
+	if n := s.guard.Flush(flushCtx); n > 0 {
+		runErr = errors.Join(runErr, fmt.Errorf("pbx: %d bans could not be stored; they end with this run (see errors above)", n))
+	}
 	s.countDrops()
 	stopAudit()
 	<-auditDone
@@ -394,7 +419,11 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if left > 0 {
 		return errors.Join(runErr, fmt.Errorf("pbx: %d call record writes could not be committed (see errors above)", left))
 	}
-	log.Info("pbx: stopped", "calls_hung_up", ended, "guard_dropped", s.guard.Dropped())
+	hits := uint64(0)
+	if s.answers != nil {
+		_, _, hits = s.answers.Stats()
+	}
+	log.Info("pbx: stopped", "calls_hung_up", ended, "guard_dropped", s.guard.Dropped(), "register_shed", s.shed.Load(), "retransmissions_answered", hits)
 	return runErr
 }
 
@@ -470,6 +499,11 @@ func waitAttempts(ctx context.Context, wg *sync.WaitGroup) {
 // often each banned or throttled source kept sending, exactly.
 func (s *Server) countDrops() {
 	now := time.Now()
+	if n := s.shed.Load(); n > 0 {
+		if prev := s.shedLogged.Swap(n); n > prev {
+			s.log.Warn("pbx: overloaded: REGISTERs answered 503 Retry-After instead of queued", "count", n-prev, "since_start", n)
+		}
+	}
 	for k, n := range s.guard.DrainDrops() {
 		src, why := k.Addr.String(), "over its rate"
 		if !k.Addr.IsValid() {

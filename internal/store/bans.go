@@ -43,12 +43,31 @@ func (s *Store) Bans(ctx context.Context) ([]Ban, error) {
 
 // PutBan creates or replaces the ban of b.Address.
 func (s *Store) PutBan(ctx context.Context, b Ban) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO bans (address, until, reason, offences, created_at, by) VALUES (?, ?, ?, ?, ?, ?)
-		ON CONFLICT(address) DO UPDATE SET until = excluded.until, reason = excluded.reason, offences = excluded.offences,
-		created_at = excluded.created_at, by = excluded.by`,
-		b.Address, unixMilli(b.Until), b.Reason, b.Offences, unixMilli(b.Created), b.By)
+	_, err := s.db.ExecContext(ctx, putBanSQL, b.Address, unixMilli(b.Until), b.Reason, b.Offences, unixMilli(b.Created), b.By)
 	if err != nil {
 		return fmt.Errorf("store: ban %s: %w", b.Address, err)
+	}
+	return nil
+}
+
+const putBanSQL = `INSERT INTO bans (address, until, reason, offences, created_at, by) VALUES (?, ?, ?, ?, ?, ?)
+	ON CONFLICT(address) DO UPDATE SET until = excluded.until, reason = excluded.reason, offences = excluded.offences,
+	created_at = excluded.created_at, by = excluded.by`
+
+// PutBans stores several bans in one transaction (see PutBan).
+func (s *Store) PutBans(ctx context.Context, bans []Ban) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: ban %d sources: %w", len(bans), err)
+	}
+	defer tx.Rollback()
+	for _, b := range bans {
+		if _, err := tx.ExecContext(ctx, putBanSQL, b.Address, unixMilli(b.Until), b.Reason, b.Offences, unixMilli(b.Created), b.By); err != nil {
+			return fmt.Errorf("store: ban %s: %w", b.Address, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: ban %d sources: %w", len(bans), err)
 	}
 	return nil
 }

@@ -64,7 +64,22 @@ func nullMilli(t time.Time) sql.NullInt64 {
 
 // CDRTx applies a batch of record writes in one transaction, so that a
 // burst of calls costs one fsync rather than one per record.
-type CDRTx struct{ tx *sql.Tx }
+type CDRTx struct {
+	tx             *sql.Tx
+	insert, update *sql.Stmt // the store's prepared statements, bound to tx
+}
+
+// cdrInsertSQL and cdrUpdateSQL are prepared once (Open): parsing them
+// for every write was a third of the record writer's CPU at 600 calls/s.
+const cdrInsertSQL = `INSERT INTO cdr
+		(call_id, state, started_at, answered_at, ended_at, duration_ms, caller, source, dialled, callee, result_code, result_reason, hangup_by,
+		 direction, trunk, sent_number, packets_a_to_b, packets_b_to_a, packets_foreign, dest_kind, dest_e164, country, cost)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
+const cdrUpdateSQL = `UPDATE cdr SET state = ?, answered_at = ?, ended_at = ?, duration_ms = ?,
+		caller = ?, callee = ?, result_code = ?, result_reason = ?, hangup_by = ?,
+		direction = ?, trunk = ?, sent_number = ?, packets_a_to_b = ?, packets_b_to_a = ?, packets_foreign = ?,
+		dest_kind = ?, dest_e164 = ?, country = ?, cost = ? WHERE id = ?`
 
 // WriteCDRs runs fn inside one transaction and commits it.
 func (s *Store) WriteCDRs(ctx context.Context, fn func(*CDRTx) error) error {
@@ -72,7 +87,8 @@ func (s *Store) WriteCDRs(ctx context.Context, fn func(*CDRTx) error) error {
 	if err != nil {
 		return fmt.Errorf("store: begin cdr batch: %w", err)
 	}
-	if err := fn(&CDRTx{tx: tx}); err != nil {
+	c := &CDRTx{tx: tx, insert: tx.StmtContext(ctx, s.cdrInsert), update: tx.StmtContext(ctx, s.cdrUpdate)}
+	if err := fn(c); err != nil {
 		tx.Rollback()
 		return err
 	}
@@ -84,10 +100,7 @@ func (s *Store) WriteCDRs(ctx context.Context, fn func(*CDRTx) error) error {
 
 // Insert adds a record and returns its row ID.
 func (c *CDRTx) Insert(ctx context.Context, r CDR) (int64, error) {
-	res, err := c.tx.ExecContext(ctx, `INSERT INTO cdr
-		(call_id, state, started_at, answered_at, ended_at, duration_ms, caller, source, dialled, callee, result_code, result_reason, hangup_by,
-		 direction, trunk, sent_number, packets_a_to_b, packets_b_to_a, packets_foreign, dest_kind, dest_e164, country, cost)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	res, err := c.insert.ExecContext(ctx,
 		r.CallID, r.State, r.Started.UnixMilli(), nullMilli(r.Answered), nullMilli(r.Ended), r.Duration.Milliseconds(),
 		r.Caller, r.Source, r.Dialled, r.Callee, r.ResultCode, r.ResultReason, r.HangupBy,
 		direction(r.Direction), r.Trunk, r.SentNumber, int64(r.PacketsAtoB), int64(r.PacketsBtoA), int64(r.PacketsForeign),
@@ -100,10 +113,7 @@ func (c *CDRTx) Insert(ctx context.Context, r CDR) (int64, error) {
 
 // Update rewrites the mutable fields of record r.ID.
 func (c *CDRTx) Update(ctx context.Context, r CDR) error {
-	_, err := c.tx.ExecContext(ctx, `UPDATE cdr SET state = ?, answered_at = ?, ended_at = ?, duration_ms = ?,
-		caller = ?, callee = ?, result_code = ?, result_reason = ?, hangup_by = ?,
-		direction = ?, trunk = ?, sent_number = ?, packets_a_to_b = ?, packets_b_to_a = ?, packets_foreign = ?,
-		dest_kind = ?, dest_e164 = ?, country = ?, cost = ? WHERE id = ?`,
+	_, err := c.update.ExecContext(ctx,
 		r.State, nullMilli(r.Answered), nullMilli(r.Ended), r.Duration.Milliseconds(),
 		r.Caller, r.Callee, r.ResultCode, r.ResultReason, r.HangupBy,
 		direction(r.Direction), r.Trunk, r.SentNumber, int64(r.PacketsAtoB), int64(r.PacketsBtoA), int64(r.PacketsForeign),

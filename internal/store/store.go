@@ -39,6 +39,10 @@ type Store struct {
 	// prepared once, because parsing the SQL each time cost more than
 	// running it (about a fifth of a REGISTER's CPU).
 	extByNumber *sql.Stmt
+	// extGen reads the extensions' change counter (see ensureExtGeneration).
+	extGen *sql.Stmt
+	// cdrInsert and cdrUpdate are the call record writes (see CDRTx).
+	cdrInsert, cdrUpdate *sql.Stmt
 }
 
 // maxConns bounds the store's SQLite connections, all kept open: reads
@@ -96,6 +100,22 @@ func OpenWaiting(ctx context.Context, dir string, busy time.Duration) (*Store, e
 		db.Close()
 		return nil, err
 	}
+	if err := s.ensureExtGeneration(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if s.extGen, err = db.PrepareContext(ctx, `SELECT n FROM extension_generation WHERE id = 1`); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: prepare extension generation: %w", err)
+	}
+	if s.cdrInsert, err = db.PrepareContext(ctx, cdrInsertSQL); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: prepare call record insert: %w", err)
+	}
+	if s.cdrUpdate, err = db.PrepareContext(ctx, cdrUpdateSQL); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: prepare call record update: %w", err)
+	}
 	if s.extByNumber, err = db.PrepareContext(ctx, `SELECT `+extColumns+` FROM extensions WHERE number = ?`); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: prepare extension lookup: %w", err)
@@ -127,6 +147,9 @@ func (s *Store) Dir() string { return s.dir }
 // Close closes the database.
 func (s *Store) Close() error {
 	s.extByNumber.Close()
+	s.extGen.Close()
+	s.cdrInsert.Close()
+	s.cdrUpdate.Close()
 	return s.db.Close()
 }
 
@@ -378,6 +401,44 @@ var migrations = []string{
 		heard       INTEGER NOT NULL DEFAULT 0
 	);
 	CREATE INDEX voicemail_messages_ext ON voicemail_messages (ext, id);`,
+}
+
+// extGenerationSchema is a counter that SQLite itself raises on every
+// insert, update or delete of an extension, from any process (the CLI
+// edits the database while the server runs). The server caches extension
+// lookups and re-reads this one row a few times a second to know when the
+// cache is stale. It is created with IF NOT EXISTS on every open rather
+// than as a numbered migration: it holds nothing that a migration would
+// have to carry over, and it can be dropped and made again at any time.
+const extGenerationSchema = `
+CREATE TABLE IF NOT EXISTS extension_generation (
+	id INTEGER PRIMARY KEY CHECK (id = 1),
+	n INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO extension_generation (id, n) VALUES (1, 0);
+CREATE TRIGGER IF NOT EXISTS extension_generation_insert AFTER INSERT ON extensions
+BEGIN UPDATE extension_generation SET n = n + 1 WHERE id = 1; END;
+CREATE TRIGGER IF NOT EXISTS extension_generation_update AFTER UPDATE ON extensions
+BEGIN UPDATE extension_generation SET n = n + 1 WHERE id = 1; END;
+CREATE TRIGGER IF NOT EXISTS extension_generation_delete AFTER DELETE ON extensions
+BEGIN UPDATE extension_generation SET n = n + 1 WHERE id = 1; END;
+`
+
+func (s *Store) ensureExtGeneration(ctx context.Context) error {
+	if _, err := s.db.ExecContext(ctx, extGenerationSchema); err != nil {
+		return fmt.Errorf("store: extension change counter: %w", err)
+	}
+	return nil
+}
+
+// ExtensionGeneration returns a number that changes whenever any
+// extension is added, changed or deleted, by this process or another.
+func (s *Store) ExtensionGeneration(ctx context.Context) (int64, error) {
+	var n int64
+	if err := s.extGen.QueryRowContext(ctx).Scan(&n); err != nil {
+		return 0, fmt.Errorf("store: read extension generation: %w", err)
+	}
+	return n, nil
 }
 
 func (s *Store) migrate(ctx context.Context) error {
