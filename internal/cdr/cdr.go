@@ -86,9 +86,12 @@ func (r *Record) Update(fn func(*store.CDR)) {
 		return
 	}
 	fn(&r.data)
-	snap := r.data
+	// Queued under the record's lock, so snapshots are queued in the
+	// order they were taken: a change queued after a concurrent Finish
+	// would otherwise write the record back as active, and the call's
+	// end would be lost from its record.
+	r.w.enqueue(op{rec: r, snap: r.data})
 	r.mu.Unlock()
-	r.w.enqueue(op{rec: r, snap: snap})
 }
 
 // Answered marks the call answered now.
@@ -128,9 +131,8 @@ func (r *Record) Finish(code int, reason, hangupBy string) {
 		r.settle = nil
 	}
 	r.done = true
-	snap := r.data
+	r.w.enqueue(op{rec: r, snap: r.data}) // under the lock: see Update
 	r.mu.Unlock()
-	r.w.enqueue(op{rec: r, snap: snap})
 }
 
 // Data returns a copy of the record as it stands.

@@ -2,8 +2,11 @@ package cdr
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -117,6 +120,57 @@ func TestWriterOneBatchLastStateWins(t *testing.T) {
 	for _, c := range rs {
 		if c.State != store.CDRDone || c.ResultCode != 200 || c.Answered.IsZero() {
 			t.Errorf("record %s not in its final state: %+v", c.CallID, c)
+		}
+	}
+}
+
+// TestFinishRacesUpdate: a call's end (Finish) and a change to its record
+// from another goroutine at the same moment (the media's packet counts
+// when both legs hang up together) must leave the record finished. Before
+// the writes were queued under the record's lock, a change snapshotted
+// before the Finish could be queued after it and write the record back as
+// active.
+func TestFinishRacesUpdate(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	w := NewWriter(st, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { w.Run(runCtx); close(done) }()
+	const n = 300
+	var wg sync.WaitGroup
+	for i := range n {
+		r := w.Start(store.CDR{CallID: fmt.Sprintf("c%d", i), Caller: "201", Dialled: "202"})
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			for j := range 50 {
+				r.Update(func(c *store.CDR) { c.PacketsAtoB = uint64(j) })
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			runtime.Gosched()
+			r.Finish(200, "", "caller")
+		}()
+	}
+	wg.Wait()
+	stop()
+	<-done
+	if left := w.Flush(ctx); left != 0 {
+		t.Fatalf("%d writes left", left)
+	}
+	rs, err := st.ListCDRs(ctx, store.CDRFilter{Limit: 2 * n})
+	if err != nil || len(rs) != n {
+		t.Fatalf("records: %d %v", len(rs), err)
+	}
+	for _, r := range rs {
+		if r.State != store.CDRDone {
+			t.Fatalf("record %s left %s after its Finish", r.CallID, r.State)
 		}
 	}
 }
