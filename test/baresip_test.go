@@ -520,6 +520,22 @@ func (ua *baresipUA) recording() (string, error) {
 	return files[0], nil
 }
 
+// heard returns the audio the phone received in its call, read from its
+// recording; the phone must be stopped first (its recorder closes the
+// file then).
+func (ua *baresipUA) heard(t *testing.T) pcm {
+	t.Helper()
+	path, err := ua.recording()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := readWAV(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
 // statusLine matches the call status line baresip redraws many times a
 // second; it only clutters a log.
 var statusLine = regexp.MustCompile(`\[\d+:\d\d:\d\d\] audio=\S+ \(bit/s\)\s*`)

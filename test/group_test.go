@@ -135,14 +135,7 @@ func TestRingGroupPhones(t *testing.T) {
 	for _, ph := range phones {
 		ph.stop()
 	}
-	path, err := a.recording()
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := readWAV(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := a.heard(t)
 	start, end := audibleSpan(w)
 	if start < 0 || end-start < 2*w.Rate {
 		t.Fatalf("201 heard %.2f s", float64(end-start)/float64(w.Rate))

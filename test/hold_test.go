@@ -63,14 +63,7 @@ func TestHoldMusic(t *testing.T) {
 	caller.stop()
 	callee.stop()
 
-	path, err := callee.recording()
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := readWAV(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := callee.heard(t)
 	start, end := audibleSpan(a)
 	if start < 0 || end-start < 6*a.Rate {
 		t.Fatalf("202 heard %.2f s of audio, want about 7.5 s", float64(end-start)/float64(a.Rate))

@@ -273,18 +273,7 @@ func transferPhones(t *testing.T, keypad bool) {
 	for _, ph := range phones {
 		ph.stop()
 	}
-	heard := func(ua *baresipUA) pcm {
-		path, err := ua.recording()
-		if err != nil {
-			t.Fatal(err)
-		}
-		w, err := readWAV(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return w
-	}
-	wa, wc := heard(a), heard(c)
+	wa, wc := a.heard(t), c.heard(t)
 	start, end := audibleSpan(wa)
 	if start < 0 {
 		t.Fatal("201 heard nothing")

@@ -64,11 +64,8 @@ func TestVoicemail(t *testing.T) {
 		t.Errorf("no message-waiting NOTIFY for 202:\n%s\n%s", m.summary(), m.report())
 	}
 	caller.stop()
-	if path, err := caller.recording(); err != nil {
-		t.Error(err)
-	} else if w, err := readWAV(path); err != nil {
-		t.Error(err)
-	} else if start, _ := audibleSpan(w); start < 0 || math.Abs(strongestIn(w, start+w.Rate/4, w.Rate/2)-2000) > 5 {
+	w := caller.heard(t)
+	if start, _ := audibleSpan(w); start < 0 || math.Abs(strongestIn(w, start+w.Rate/4, w.Rate/2)-2000) > 5 {
 		t.Errorf("201 did not hear 202's own greeting (2000 Hz) first")
 	}
 
@@ -118,14 +115,7 @@ func TestVoicemail(t *testing.T) {
 		t.Fatalf("the mailbox did not hang up after the messages\n%s", phone.log())
 	}
 	phone.stop()
-	path, err := phone.recording()
-	if err != nil {
-		t.Fatal(err)
-	}
-	heard, err := readWAV(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	heard := phone.heard(t)
 	start, end := audibleSpan(heard)
 	if start < 0 || end-start < heard.Rate {
 		t.Fatalf("202 heard %.2f s from its mailbox", float64(end-start)/float64(heard.Rate))
