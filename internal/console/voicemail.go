@@ -35,7 +35,7 @@ func (s *Server) groups(w http.ResponseWriter, r *http.Request, _ store.Admin) {
 
 func (s *Server) mailboxes(w http.ResponseWriter, r *http.Request, _ store.Admin) {
 	ctx := r.Context()
-	exts, err := s.cfg.Store.Extensions(ctx)
+	boxes, err := s.cfg.Store.Mailboxes(ctx)
 	if err != nil {
 		fail(w, http.StatusInternalServerError, "", "could not read the mailboxes")
 		return
@@ -46,15 +46,7 @@ func (s *Server) mailboxes(w http.ResponseWriter, r *http.Request, _ store.Admin
 		return
 	}
 	out := []mailboxView{}
-	for _, e := range exts {
-		box, ok, err := s.cfg.Store.GetMailbox(ctx, e.Number)
-		if err != nil {
-			fail(w, http.StatusInternalServerError, "", "could not read the mailboxes")
-			return
-		}
-		if !ok {
-			continue
-		}
+	for _, box := range boxes {
 		v := mailboxView{Ext: box.Ext, FailedPINs: box.Fails}
 		if box.LockedUntil.After(s.cfg.Now()) {
 			t := box.LockedUntil.UTC()

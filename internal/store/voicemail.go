@@ -49,20 +49,47 @@ func (s *Store) DeleteMailbox(ctx context.Context, ext string) error {
 
 // GetMailbox returns ext's mailbox; ok is false when it has none.
 func (s *Store) GetMailbox(ctx context.Context, ext string) (m Mailbox, ok bool, err error) {
-	var created, locked int64
-	err = s.db.QueryRowContext(ctx, `SELECT ext, pin_hash, email, fails, locked_until, created_at FROM voicemail_boxes WHERE ext = ?`, ext).
-		Scan(&m.Ext, &m.PINHash, &m.Email, &m.Fails, &locked, &created)
+	m, err = scanMailbox(s.db.QueryRowContext(ctx, `SELECT `+mailboxColumns+` FROM voicemail_boxes WHERE ext = ?`, ext))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Mailbox{}, false, nil
 	}
 	if err != nil {
 		return Mailbox{}, false, fmt.Errorf("store: read mailbox of %s: %w", ext, err)
 	}
+	return m, true, nil
+}
+
+const mailboxColumns = `ext, pin_hash, email, fails, locked_until, created_at`
+
+func scanMailbox(row interface{ Scan(...any) error }) (Mailbox, error) {
+	var m Mailbox
+	var created, locked int64
+	if err := row.Scan(&m.Ext, &m.PINHash, &m.Email, &m.Fails, &locked, &created); err != nil {
+		return Mailbox{}, err
+	}
 	m.Created = time.UnixMilli(created)
 	if locked > 0 {
 		m.LockedUntil = time.UnixMilli(locked)
 	}
-	return m, true, nil
+	return m, nil
+}
+
+// Mailboxes lists every mailbox, by extension.
+func (s *Store) Mailboxes(ctx context.Context) ([]Mailbox, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+mailboxColumns+` FROM voicemail_boxes ORDER BY ext`)
+	if err != nil {
+		return nil, fmt.Errorf("store: list mailboxes: %w", err)
+	}
+	defer rows.Close()
+	var out []Mailbox
+	for rows.Next() {
+		m, err := scanMailbox(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: list mailboxes: %w", err)
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
 }
 
 // MailboxPIN records a PIN try on ext's mailbox: a good one clears the
